@@ -1,0 +1,5 @@
+"""`python -m imgexp` runs the Hydra app."""
+
+from imgexp.app import main
+
+main()

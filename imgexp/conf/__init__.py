@@ -1,0 +1,1 @@
+"""Hydra config groups (package data, found installed or editable)."""

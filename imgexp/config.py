@@ -1,0 +1,195 @@
+"""Structured-config schema: every key, its type and its default.
+
+Hydra merges the YAML files in `conf/` onto these dataclasses, so an unknown
+key or a value of the wrong type fails at start, naming the key. `validate`
+adds the checks a type cannot express (ranges, paths that must exist).
+Nothing here imports TensorFlow: `--help` and `--cfg job` stay fast.
+"""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from imgexp.errors import UserError
+
+
+class OnBadImage(str, Enum):
+    skip = "skip"
+    error = "error"
+
+
+class FillMode(str, Enum):
+    nearest = "nearest"
+    reflect = "reflect"
+    wrap = "wrap"
+    constant = "constant"
+
+
+class Head(str, Enum):
+    auto = "auto"  # sigmoid + binary cross-entropy for 2 classes, softmax otherwise
+    sigmoid = "sigmoid"
+    softmax = "softmax"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
+    exponential = "exponential"
+
+
+class Precision(str, Enum):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class Monitor(str, Enum):
+    val_accuracy = "val_accuracy"
+    val_loss = "val_loss"
+
+
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: Optional[str] = None  # folder dataset: PATH/train/<class>/*, PATH/validation/<class>/*
+    image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
+    batch_size: int = 32
+    validation_split: float = 0.2  # used when there is no PATH/validation/
+    cache: Optional[str] = "memory"  # memory | a file path | null (no cache)
+    on_bad_image: OnBadImage = OnBadImage.skip
+
+
+@dataclass
+class AugmentationConfig:
+    """Random affine transforms with ImageDataGenerator's meaning and units."""
+
+    name: str = MISSING
+    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
+    width_shift: float = 0.0  # fraction of the width
+    height_shift: float = 0.0  # fraction of the height
+    shear: float = 0.0  # degrees (ImageDataGenerator's shear_range), not a fraction
+    zoom: float = 0.0  # zoom factor drawn per axis in [1 - zoom, 1 + zoom]
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: FillMode = FillMode.nearest
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    dropout: float = 0.5
+    head: Head = Head.auto
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    """The tutorial's network: Conv-Pool blocks, Flatten, Dropout, Dense."""
+
+    filters: List[int] = field(default_factory=lambda: [32, 64, 128])
+    kernel_size: int = 3
+    dense_units: int = 512
+
+
+@dataclass
+class BackboneConfig(ModelConfig):
+    """A keras.applications backbone with a new classification head."""
+
+    weights: Optional[str] = "imagenet"  # imagenet | null | path to a weights file
+    trainable: bool = True  # train the backbone (False freezes it)
+    fine_tune_at: int = 0  # backbone layers below this index stay frozen
+    input_size: Optional[List[int]] = None  # [h, w] fed to the backbone; null = dataset.image_size
+    dropout: float = 0.2
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = MISSING
+    lr: float = 1e-3
+    weight_decay: Optional[float] = None  # decoupled weight decay
+    schedule: Schedule = Schedule.constant
+    decay_rate: float = 0.9  # exponential schedule: factor per epoch
+    momentum: float = 0.0  # sgd, rmsprop
+    nesterov: bool = False  # sgd
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    early_stopping_patience: int = 5  # epochs without improvement; 0 = off
+    monitor: Monitor = Monitor.val_accuracy  # picks the best epoch / checkpoint
+    precision: Precision = Precision.float32
+    jit_compile: bool = False  # XLA; measured 3x slower for the CNN on CPU, so off
+    seed: int = 42
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+    fine_tune_epochs: int = 0  # > 0: head first, then unfreeze from model.fine_tune_at
+    fine_tune_lr_factor: float = 0.1  # learning rate multiplier for the fine-tune phase
+    verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+
+
+@dataclass
+class Config:
+    dataset: DatasetConfig = MISSING
+    augmentation: AugmentationConfig = MISSING
+    model: ModelConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    experiment: Optional[Any] = None
+
+
+def register_configs() -> None:
+    """Register the schemas that the YAML files in conf/ extend."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
+    cs.store(group="augmentation", name="augmentation_schema", node=AugmentationConfig)
+    cs.store(group="model", name="cnn_schema", node=CNNConfig)
+    cs.store(group="model", name="backbone_schema", node=BackboneConfig)
+    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
+    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+
+
+def validate(cfg: Config) -> None:
+    """Check what types alone cannot; raise UserError naming the key and the fix."""
+    ds = cfg.dataset
+    if len(ds.image_size) != 2 or min(ds.image_size) < 1:
+        raise UserError(f"dataset.image_size={list(ds.image_size)}: give [height, width], both >= 1")
+    if ds.batch_size < 1:
+        raise UserError(f"dataset.batch_size={ds.batch_size}: must be >= 1")
+    if not 0.0 < ds.validation_split < 1.0:
+        raise UserError(f"dataset.validation_split={ds.validation_split}: must be between 0 and 1")
+    if ds.name == "folder":
+        if not ds.path:
+            raise UserError("dataset=folder needs dataset.path=DIR (with DIR/train/<class>/ images)")
+        if not Path(ds.path).is_dir():
+            raise UserError(f"dataset.path={ds.path}: no such folder")
+    if ds.cache not in (None, "memory") and not Path(ds.cache).parent.is_dir():
+        raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use memory, null or a path in an existing folder")
+
+    aug = cfg.augmentation
+    for key in ("rotation", "width_shift", "height_shift", "shear", "zoom"):
+        if getattr(aug, key) < 0:
+            raise UserError(f"augmentation.{key}={getattr(aug, key)}: must be >= 0")
+    if aug.zoom >= 1:
+        raise UserError(f"augmentation.zoom={aug.zoom}: must be < 1 (zoom factor in [1 - zoom, 1 + zoom])")
+
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise UserError(f"model.dropout={cfg.model.dropout}: must be in [0, 1)")
+    if isinstance(cfg.model, BackboneConfig):
+        if cfg.model.input_size is not None and (len(cfg.model.input_size) != 2 or min(cfg.model.input_size) < 1):
+            raise UserError(f"model.input_size={list(cfg.model.input_size)}: give [height, width] or null")
+        if cfg.model.weights not in (None, "imagenet") and not Path(cfg.model.weights).is_file():
+            raise UserError(f"model.weights={cfg.model.weights}: no such file; use imagenet, null or a weights file")
+    elif cfg.trainer.fine_tune_epochs > 0:
+        raise UserError(f"trainer.fine_tune_epochs needs a backbone model, not model={cfg.model.name}; set it to 0")
+
+    if cfg.optimizer.lr <= 0:
+        raise UserError(f"optimizer.lr={cfg.optimizer.lr}: must be > 0")
+    tr = cfg.trainer
+    if tr.epochs < 1:
+        raise UserError(f"trainer.epochs={tr.epochs}: must be >= 1")
+    if tr.early_stopping_patience < 0 or tr.fine_tune_epochs < 0:
+        raise UserError("trainer.early_stopping_patience and trainer.fine_tune_epochs must be >= 0")

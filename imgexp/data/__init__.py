@@ -1,0 +1,1 @@
+"""Image sources (digits, folder) and the tf.data input pipeline."""

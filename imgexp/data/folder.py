@@ -1,0 +1,106 @@
+"""The tutorial's folder layout: PATH/{train,validation,test}/<class>/<image files>.
+
+Only file names are listed here (and each file's header checked); images are
+decoded later, streaming, by the tf.data pipeline.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import train_test_split
+
+from imgexp.data.source import ImageSource, Split
+from imgexp.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# What tf.io.decode_image reads, whatever the file is named.
+DECODABLE_FORMATS = {"JPEG", "PNG", "GIF", "BMP"}
+
+
+def is_decodable(path: Path) -> bool:
+    """True if the file's header says JPEG/PNG/GIF/BMP (reads the header only)."""
+    try:
+        with Image.open(path) as image:
+            return image.format in DECODABLE_FORMATS
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def list_class_folders(split_dir: Path) -> dict[str, list[Path]]:
+    """{class name: sorted files} for each sub-folder of split_dir."""
+    classes = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {
+        c.name: sorted(f for f in c.iterdir() if f.is_file() and not f.name.startswith("."))
+        for c in classes
+    }
+
+
+def keep_decodable(files: list[Path], on_bad_image: str) -> list[Path]:
+    """Drop files that are not images, warning by path (or fail when on_bad_image=error)."""
+    good = [f for f in files if is_decodable(f)]
+    for bad in sorted(set(files) - set(good)):
+        if on_bad_image == "error":
+            raise UserError(
+                f"{bad}: not a readable JPEG/PNG/GIF/BMP image; delete it or set dataset.on_bad_image=skip"
+            )
+        log.warning("skipping %s: not a readable JPEG/PNG/GIF/BMP image", bad)
+    return good
+
+
+def read_split(split_dir: Path, on_bad_image: str) -> tuple[list[str], dict[str, list[Path]]]:
+    """Class names and their image files, with the layout errors a user can make."""
+    by_class = list_class_folders(split_dir)
+    if not by_class:
+        raise UserError(f"{split_dir}: no class folders; put images in {split_dir}/<class name>/")
+    by_class = {name: keep_decodable(files, on_bad_image) for name, files in by_class.items()}
+    for name, files in by_class.items():
+        if not files:
+            raise UserError(f"{split_dir / name}: no images in this class folder; add images or remove it")
+    if len(by_class) < 2:
+        raise UserError(f"{split_dir}: only one class folder ({next(iter(by_class))}); a classifier needs two or more")
+    return list(by_class), by_class
+
+
+def to_split(by_class: dict[str, list[Path]], class_names: list[str]) -> Split:
+    paths = [str(f) for name in class_names for f in by_class[name]]
+    labels = [i for i, name in enumerate(class_names) for _ in by_class[name]]
+    return Split(labels=np.asarray(labels, np.int32), paths=paths)
+
+
+def read_matching_split(split_dir: Path, class_names: list[str], on_bad_image: str) -> Split:
+    """A validation or test split whose class folders must match train/'s."""
+    names, by_class = read_split(split_dir, on_bad_image)
+    if names != class_names:
+        raise UserError(
+            f"{split_dir} has classes {names} but train/ has {class_names}; give both the same class folders"
+        )
+    return to_split(by_class, class_names)
+
+
+def split_off_validation(train: Split, validation_split: float, seed: int) -> tuple[Split, Split]:
+    """Seeded (stratified where every class allows it) validation files from train/."""
+    counts = np.bincount(train.labels)
+    stratify = train.labels if counts.min() >= 2 else None
+    idx_train, idx_val = train_test_split(
+        np.arange(len(train)), test_size=validation_split, random_state=seed, stratify=stratify
+    )
+    pick = lambda idx: Split(labels=train.labels[idx], paths=[train.paths[i] for i in idx])  # noqa: E731
+    return pick(np.sort(idx_train)), pick(np.sort(idx_val))
+
+
+def load_folder_source(path: str, validation_split: float, seed: int, on_bad_image: str) -> ImageSource:
+    root = Path(path)
+    train_dir = root / "train"
+    if not train_dir.is_dir():
+        raise UserError(f"dataset.path={path}: no train/ folder; expected {path}/train/<class>/<images>")
+    class_names, by_class = read_split(train_dir, on_bad_image)
+    train = to_split(by_class, class_names)
+    if (root / "validation").is_dir():
+        validation = read_matching_split(root / "validation", class_names, on_bad_image)
+    else:
+        train, validation = split_off_validation(train, validation_split, seed)
+    test = read_matching_split(root / "test", class_names, on_bad_image) if (root / "test").is_dir() else None
+    return ImageSource(class_names=class_names, train=train, validation=validation, test=test)

@@ -1,0 +1,29 @@
+"""What a dataset provides before any TensorFlow: class names and labelled splits."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """Labelled images, held in memory (`images`) or as files on disk (`paths`)."""
+
+    labels: np.ndarray  # int32 class indices
+    images: np.ndarray | None = None  # uint8 [N, H, W, 3]
+    paths: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class ImageSource:
+    class_names: list[str]
+    train: Split
+    validation: Split
+    test: Split | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)

@@ -1,0 +1,1 @@
+"""TensorBoard records, run artifacts and plots."""

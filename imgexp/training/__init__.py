@@ -1,0 +1,1 @@
+"""Optimizers, callbacks and the fit/evaluate loop of one run."""
