@@ -1,0 +1,113 @@
+"""keras.applications backbones (MobileNetV2, ResNet50, InceptionV3) with a new head.
+
+Each backbone's own `preprocess_input` is rebuilt from standard layers inside
+the model, so a saved model loads with plain `keras.models.load_model` (safe
+mode on, no custom objects) and takes raw pixels.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import keras
+import numpy as np
+
+from imgexp.errors import UserError
+from imgexp.models.head import choose_head
+
+BACKBONE_LAYER = "backbone"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    constructor: Callable[..., keras.Model]
+    min_size: int  # keras.applications refuses smaller inputs
+    preprocessing: str  # keras.applications.imagenet_utils mode: "tf" or "caffe"
+
+
+BACKBONES = {
+    "mobilenetv2": Backbone(keras.applications.MobileNetV2, 32, "tf"),
+    "resnet50": Backbone(keras.applications.ResNet50, 32, "caffe"),
+    "inceptionv3": Backbone(keras.applications.InceptionV3, 75, "tf"),
+}
+
+# "caffe" mode: RGB -> BGR, then subtract the ImageNet mean per BGR channel.
+CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
+
+
+def preprocess_layer(mode: str) -> keras.layers.Layer:
+    """`preprocess_input` as a standard, serializable layer."""
+    if mode == "tf":  # scale to [-1, 1]
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
+    # A fixed 1x1 convolution: a channel permutation plus a bias does RGB->BGR and mean subtraction.
+    permutation = np.eye(3, dtype=np.float32)[::-1].reshape(1, 1, 3, 3)
+    return keras.layers.Conv2D(
+        3, 1, trainable=False, name="preprocess",
+        kernel_initializer=keras.initializers.Constant(permutation),
+        bias_initializer=keras.initializers.Constant(-CAFFE_MEAN_BGR),
+    )
+
+
+def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -> keras.Model:
+    """The headless, globally pooled backbone, with errors a user can fix made clear."""
+    spec = BACKBONES[name]
+    try:
+        return spec.constructor(
+            include_top=False, weights=weights, input_shape=(*input_size, 3), pooling="avg", name=BACKBONE_LAYER
+        )
+    except Exception as err:  # keras.utils.get_file raises a bare Exception on a failed download
+        if weights == "imagenet" and "fetch failure" in str(err):
+            raise UserError(
+                f"model={name}: could not download the ImageNet weights (no network?); "
+                f"train from scratch with model.weights=null, or give a local file with model.weights=/path/to/{name}_notop.h5"
+            ) from err
+        if weights not in (None, "imagenet") and isinstance(err, ValueError):
+            raise UserError(f"model.weights={weights}: does not fit {name} without its top ({err})") from err
+        raise
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool, fine_tune_at: int = 0) -> None:
+    """Freeze the backbone, or train it from layer `fine_tune_at` upwards."""
+    backbone = model.get_layer(BACKBONE_LAYER)
+    backbone.trainable = trainable
+    if trainable:
+        for layer in backbone.layers[:fine_tune_at]:
+            layer.trainable = False
+
+
+def build(
+    name: str,
+    image_size: tuple[int, int],
+    num_classes: int,
+    weights: str | None = "imagenet",
+    trainable: bool = True,
+    fine_tune_at: int = 0,
+    dropout: float = 0.2,
+    head: str = "auto",
+    input_size: tuple[int, int] | None = None,
+) -> keras.Model:
+    input_size = tuple(input_size or image_size)
+    spec = BACKBONES[name]
+    if min(input_size) < spec.min_size:
+        raise UserError(
+            f"model={name} needs inputs of at least {spec.min_size}x{spec.min_size}, got "
+            f"{input_size[0]}x{input_size[1]}; set model.input_size=[{spec.min_size},{spec.min_size}] "
+            f"or a larger dataset.image_size"
+        )
+    backbone = load_backbone(name, input_size, weights)
+    inputs = keras.Input((*image_size, 3), name="pixels")
+    x = inputs
+    if input_size != tuple(image_size):
+        x = keras.layers.Resizing(*input_size, name="backbone_resize")(x)
+    x = preprocess_layer(spec.preprocessing)(x)
+    # training=False keeps BatchNorm in inference mode, also once unfrozen for fine-tuning.
+    x = backbone(x, training=False)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = choose_head(num_classes, head).layer()(x)
+    model = keras.Model(inputs, outputs, name=name)
+    set_backbone_trainable(model, trainable, fine_tune_at)
+    return model
+
+
+def builder(name: str) -> Callable[..., keras.Model]:
+    return partial(build, name)

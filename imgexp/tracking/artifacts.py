@@ -1,0 +1,19 @@
+"""The small files a finished run leaves beside its model."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import classification_report
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path) -> str:
+    report = classification_report(
+        y_true, y_pred, labels=list(range(len(class_names))), target_names=class_names, digits=4, zero_division=0
+    )
+    path.write_text(report)
+    return report

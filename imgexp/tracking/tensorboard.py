@@ -1,0 +1,64 @@
+"""What a run writes to TensorBoard beside Keras' per-epoch scalars.
+
+One HParams session per run (start, then end with its status), the run's
+final metrics as scalars in the session's own folder, and images.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import summary as hp_summary
+
+from imgexp.tracking.hparams import HParamValue
+
+
+class TensorBoardRecorder:
+    """Writes into `tb_dir`, the HParams session folder of one run."""
+
+    def __init__(self, tb_dir: Path):
+        self.tb_dir = tb_dir
+        self.writer = tf.summary.create_file_writer(str(tb_dir))
+
+    def start_session(self, hparams: dict[str, HParamValue], session_name: str) -> None:
+        with self.writer.as_default():
+            hp.hparams(hparams, trial_id=session_name)
+        self.writer.flush()
+
+    def end_session(self, success: bool) -> None:
+        status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
+        with self.writer.as_default():
+            tf.summary.experimental.write_raw_pb(hp_summary.session_end_pb(status).SerializeToString(), step=0)
+        self.writer.flush()
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        with self.writer.as_default():
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step=step)
+        self.writer.flush()
+
+    def image(self, name: str, image: np.ndarray, description: str | None = None) -> None:
+        """One uint8 [H, W, C] image."""
+        with self.writer.as_default():
+            tf.summary.image(name, image[None], step=0, description=description)
+        self.writer.flush()
+
+    def png(self, name: str, path: Path) -> None:
+        self.image(name, tf.io.decode_png(tf.io.read_file(str(path)), channels=3).numpy())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def image_grid(images: np.ndarray, columns: int = 4) -> np.ndarray:
+    """Tile up to columns**2 float images in [0, 255] into one uint8 image."""
+    images = np.clip(np.asarray(images)[: columns * columns], 0, 255).astype(np.uint8)
+    n, h, w, c = images.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * h, columns * w, c), np.uint8)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return grid

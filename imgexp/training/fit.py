@@ -1,0 +1,87 @@
+"""Compile and fit: one phase, or head-then-fine-tune for a backbone.
+
+Every phase resumes where a killed process left it (BackupAndRestore), appends
+to history.csv and keeps the best weights so far in checkpoints/, judged
+against every earlier epoch, also those from before a resume.
+"""
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from imgexp.config import Config
+from imgexp.models.backbones import set_backbone_trainable
+from imgexp.models.head import Head
+from imgexp.training.history import MAXIMIZE, best_row, read_history
+from imgexp.training.optimizers import build_optimizer
+
+HISTORY_FILE = "history.csv"
+BEST_WEIGHTS = "checkpoints/best.weights.h5"
+
+
+def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: int, epochs: int, lr_scale: float = 1.0) -> None:
+    model.compile(
+        optimizer=build_optimizer(cfg.optimizer, steps_per_epoch, epochs, lr_scale),
+        loss=head.loss,
+        metrics=["accuracy"],
+        jit_compile=cfg.trainer.jit_compile,  # never "auto": XLA is slower on CPU
+    )
+
+
+def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Callback]:
+    monitor = cfg.trainer.monitor.value
+    mode = "max" if MAXIMIZE[monitor] else "min"
+    best = best_row(read_history(run_dir / HISTORY_FILE), monitor)
+    (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
+    found = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase)),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / BEST_WEIGHTS), monitor=monitor, mode=mode, save_best_only=True,
+            save_weights_only=True, initial_value_threshold=best[monitor] if best else None,
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False, profile_batch=0),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if cfg.trainer.early_stopping_patience > 0:
+        found.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.trainer.early_stopping_patience))
+    return found
+
+
+def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, run_dir: Path,
+              phase: str, initial_epoch: int, epochs: int) -> None:
+    model.fit(
+        train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
+        callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
+    )
+
+
+def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
+          run_dir: Path, steps: int) -> None:
+    """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
+
+    `steps` is the number of batches per epoch (for learning-rate schedules).
+    """
+    tr = cfg.trainer
+    if tr.fine_tune_epochs == 0:
+        compile_model(model, cfg, head, steps, tr.epochs)
+        fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs)
+        return
+
+    # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
+    # resumed run does not train the head again.
+    head_done = run_dir / "checkpoints" / "head_phase.weights.h5"
+    set_backbone_trainable(model, False)
+    compile_model(model, cfg, head, steps, tr.epochs)
+    if head_done.exists():
+        model.load_weights(head_done)
+    else:
+        fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs)
+        model.save_weights(head_done)
+
+    # Phase 2: unfreeze from model.fine_tune_at, at a lower learning rate.
+    set_backbone_trainable(model, True, cfg.model.fine_tune_at)
+    compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
+    done = len(read_history(run_dir / HISTORY_FILE))
+    fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs)

@@ -1,0 +1,24 @@
+"""The per-epoch history a run keeps in history.csv (Keras CSVLogger, appended across resumes)."""
+
+import csv
+from pathlib import Path
+
+MAXIMIZE = {"val_accuracy": True, "val_loss": False}
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """Rows by epoch (0-based, as Keras logs them); a re-run epoch keeps its last row."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        rows = {int(r["epoch"]): {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)}
+    return [rows[e] for e in sorted(rows)]
+
+
+def best_row(history: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
+    """The row with the best monitored value (the first, on ties), or None."""
+    rows = [r for r in history if monitor in r]
+    if not rows:
+        return None
+    pick = max if MAXIMIZE[monitor] else min
+    return pick(rows, key=lambda r: r[monitor])

@@ -1,0 +1,161 @@
+"""One experiment: data -> model -> fit -> evaluate -> artifacts.
+
+The one path every single run, multirun job and tuner trial goes through: a
+validated config in, metrics out, everything else written into `run_dir`.
+"""
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imgexp.config import Config
+from imgexp.data.augment import RandomAffine
+from imgexp.data.load import load_source
+from imgexp.data.pipeline import make_dataset
+from imgexp.data.source import ImageSource
+from imgexp.errors import UserError
+from imgexp.models import build_model
+from imgexp.models.head import Head, choose_head
+from imgexp.models.serving import with_raw_image_input
+from imgexp.tracking.artifacts import write_classification_report, write_json
+from imgexp.tracking.plots import plot_confusion_matrix, plot_history
+from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
+from imgexp.training.fit import BEST_WEIGHTS, HISTORY_FILE, train
+from imgexp.training.history import best_row, read_history
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+
+
+@contextmanager
+def runtime_settings(cfg: Config):
+    """Seeds, determinism and precision for one run; the precision policy is restored after."""
+    keras.utils.set_random_seed(cfg.trainer.seed)
+    if cfg.trainer.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(cfg.trainer.precision.value)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def make_datasets(cfg: Config, source: ImageSource) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    ds = cfg.dataset
+    aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
+    augmenter = RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
+    common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size, cache=ds.cache,
+                  seed=cfg.trainer.seed, skip_bad=ds.on_bad_image.value == "skip")
+    train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", **common)
+    val_ds = make_dataset(source.validation, training=False, cache_name="validation", **common)
+    return train_ds, val_ds
+
+
+def model_options(cfg: Config) -> dict:
+    """The `model.*` keys as builder arguments (plain values, enums as strings)."""
+    options = {k: getattr(v, "value", v) for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[np.ndarray, np.ndarray, float]:
+    """(true labels, predicted labels, mean loss) in one pass over `ds`."""
+    labels, probabilities = [], []
+    for images, y in ds:
+        labels.append(y.numpy())
+        probabilities.append(np.asarray(model.predict_on_batch(images)))
+    y_true, probs = np.concatenate(labels), np.concatenate(probabilities)
+    loss = float(np.mean(keras.losses.get(head.loss)(y_true, probs)))
+    y_pred = (probs[:, 0] > 0.5).astype(int) if head.units == 1 else probs.argmax(axis=1)
+    return y_true, y_pred, loss
+
+
+def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> None:
+    """model.keras, written whole or not at all."""
+    partial = run_dir / f".partial.{MODEL_FILE}"
+    with_raw_image_input(model, image_size).save(partial)
+    os.replace(partial, run_dir / MODEL_FILE)
+
+
+def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float]:
+    """Train, evaluate and save one model; return its metrics (also in metrics.json)."""
+    started = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / MODEL_FILE).exists():
+        raise UserError(f"{run_dir} already holds a finished run ({MODEL_FILE}); choose another hydra.run.dir")
+    image_size = tuple(cfg.dataset.image_size)
+    with runtime_settings(cfg):
+        source = load_source(cfg.dataset.name, cfg.dataset.path, cfg.dataset.validation_split,
+                             cfg.trainer.seed, cfg.dataset.on_bad_image.value)
+        log.info("%d training and %d validation images, %d classes: %s", len(source.train),
+                 len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
+        train_ds, val_ds = make_datasets(cfg, source)
+        head = choose_head(source.num_classes, cfg.model.head.value)
+        model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
+
+        recorder = TensorBoardRecorder(run_dir / "tb")
+        resumed = bool(read_history(run_dir / HISTORY_FILE))
+        if resumed:
+            log.info("resuming the interrupted run in %s", run_dir)
+        else:
+            recorder.start_session(hparams, session_name=str(run_dir))
+            samples = next(iter(train_ds))[0].numpy()
+            recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
+        try:
+            steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
+            train(model, cfg, head, train_ds, val_ds, run_dir, steps)
+            metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder)
+        except BaseException:
+            recorder.end_session(success=False)
+            raise
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(run_dir / "metrics.json", metrics)
+        recorder.end_session(success=True)
+        recorder.close()
+    log.info("val_accuracy=%.4f val_loss=%.4f (best epoch %d of %d); model in %s",
+             metrics["val_accuracy"], metrics["val_loss"], metrics["best_epoch"], metrics["epochs_run"],
+             run_dir / MODEL_FILE)
+    return metrics
+
+
+def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val_ds: tf.data.Dataset,
+           run_dir: Path, recorder: TensorBoardRecorder) -> dict[str, float]:
+    """Restore the best epoch, evaluate it on validation, write every artifact."""
+    history = read_history(run_dir / HISTORY_FILE)
+    monitor = cfg.trainer.monitor.value
+    best = best_row(history, monitor)
+    if best is None or not (run_dir / BEST_WEIGHTS).exists() or math.isnan(best.get("loss", 0.0)):
+        epoch = len(history)
+        raise UserError(f"training diverged (loss became NaN by epoch {epoch}); lower optimizer.lr")
+    model.load_weights(run_dir / BEST_WEIGHTS)
+
+    y_true, y_pred, val_loss = predict_split(model, val_ds, head)
+    metrics = {
+        "val_accuracy": float(np.mean(y_true == y_pred)),
+        "val_loss": val_loss,
+        "train_accuracy": best["accuracy"],
+        "train_loss": best["loss"],
+        "best_epoch": int(best["epoch"]) + 1,
+        "epochs_run": len(history),
+        "num_params": int(model.count_params()),
+    }
+    write_json(run_dir / "labels.json", source.class_names)
+    plot_history(history, run_dir / "history.png")
+    plot_confusion_matrix(y_true, y_pred, source.class_names, run_dir / "confusion_matrix.png")
+    write_classification_report(y_true, y_pred, source.class_names, run_dir / "classification_report.txt")
+    recorder.png("confusion_matrix", run_dir / "confusion_matrix.png")
+    recorder.scalars({"best/val_accuracy": metrics["val_accuracy"], "best/val_loss": metrics["val_loss"]},
+                     step=metrics["best_epoch"])
+    save_model(model, tuple(cfg.dataset.image_size), run_dir)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model.keras now holds the best weights
+    return metrics
