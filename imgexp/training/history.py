@@ -1,6 +1,7 @@
 """The per-epoch history a run keeps in history.csv (Keras CSVLogger, appended across resumes)."""
 
 import csv
+import math
 from pathlib import Path
 
 MAXIMIZE = {"val_accuracy": True, "val_loss": False}
@@ -16,8 +17,8 @@ def read_history(path: Path) -> list[dict[str, float]]:
 
 
 def best_row(history: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
-    """The row with the best monitored value (the first, on ties), or None."""
-    rows = [r for r in history if monitor in r]
+    """The row with the best monitored value (the first, on ties; NaN never), or None."""
+    rows = [r for r in history if monitor in r and not math.isnan(r[monitor]) and not math.isnan(r.get("loss", 0.0))]
     if not rows:
         return None
     pick = max if MAXIMIZE[monitor] else min

@@ -134,9 +134,12 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
     history = read_history(run_dir / HISTORY_FILE)
     monitor = cfg.trainer.monitor.value
     best = best_row(history, monitor)
-    if best is None or not (run_dir / BEST_WEIGHTS).exists() or math.isnan(best.get("loss", 0.0)):
-        epoch = len(history)
-        raise UserError(f"training diverged (loss became NaN by epoch {epoch}); lower optimizer.lr")
+    if best is None:
+        raise UserError(f"training diverged (the loss became NaN by epoch {len(history)}); lower optimizer.lr")
+    if any(math.isnan(r.get("loss", 0.0)) for r in history):
+        log.warning("the loss became NaN and training stopped; keeping the best epoch before it")
+    if not (run_dir / BEST_WEIGHTS).exists():
+        raise UserError(f"{run_dir}: no best checkpoint beside its history.csv; choose another hydra.run.dir")
     model.load_weights(run_dir / BEST_WEIGHTS)
 
     y_true, y_pred, val_loss = predict_split(model, val_ds, head)
@@ -157,5 +160,6 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
     recorder.scalars({"best/val_accuracy": metrics["val_accuracy"], "best/val_loss": metrics["val_loss"]},
                      step=metrics["best_epoch"])
     save_model(model, tuple(cfg.dataset.image_size), run_dir)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model.keras now holds the best weights
+    for leftover in ("checkpoints", "backup"):  # model.keras now holds the best weights
+        shutil.rmtree(run_dir / leftover, ignore_errors=True)
     return metrics

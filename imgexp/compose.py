@@ -1,0 +1,19 @@
+"""Compose a run's config from overrides without the CLI (tests, and the tuner's trials)."""
+
+from typing import Any
+
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, open_dict
+
+from imgexp.config import register_configs
+
+
+def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> tuple[DictConfig, dict[str, Any]]:
+    """(task config, group choices) for `python -m imgexp *overrides`, as Hydra would compose it."""
+    register_configs()
+    with initialize_config_module("imgexp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices

@@ -1,0 +1,58 @@
+"""Shared fixtures: generated image folders, config composition, the CLI in a subprocess."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A tiny, fast run: small images, a small CNN, few epochs, quiet.
+TINY = [
+    "dataset.image_size=[16,16]", "model.filters=[8,16]", "model.dense_units=32",
+    "trainer.epochs=2", "trainer.verbose=0",
+]
+
+
+def striped_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Class 0: horizontal stripes, class 1: vertical stripes, class 2: flat; plus noise."""
+    image = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+    if label == 0:
+        image[::4] = 255
+    elif label == 1:
+        image[:, ::4] = 255
+    else:
+        image[:] = 128
+    return image
+
+
+def write_class_folders(root: Path, class_names: list[str], per_class: int, size: int = 24, seed: int = 0) -> Path:
+    """root/<class>/<n>.jpg for each class, images a CNN can tell apart."""
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(class_names):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(striped_image(label, size, rng)).save(root / name / f"{i:03d}.jpg", quality=95)
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """The tutorial's layout with two classes: train/ and validation/."""
+    root = tmp_path_factory.mktemp("images")
+    write_class_folders(root / "train", ["horizontal", "vertical"], per_class=24, seed=1)
+    write_class_folders(root / "validation", ["horizontal", "vertical"], per_class=8, seed=2)
+    return root
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: str = "imgexp") -> subprocess.CompletedProcess:
+    """`python -m imgexp ARGS` in a fresh process, as a user runs it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )

@@ -1,0 +1,67 @@
+"""The command line as a user meets it: fast help, one-line config errors, conf/ found anywhere."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+
+def error_lines(result) -> list[str]:
+    """stderr lines that are not TensorFlow's or Python's own chatter."""
+    return [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]])
+def test_help_and_cfg_answer_without_tensorflow(args):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['imgexp', *{args!r}]\n"
+        "from imgexp.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("dataset" in result.stdout) and ("model" in result.stdout)
+
+
+def test_console_script_finds_conf_from_any_directory(tmp_path):
+    script = shutil.which("imgexp", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert script, "the `imgexp` console script is installed beside python"
+    result = subprocess.run([script, "--cfg", "job", "model=mobilenetv2"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "name: mobilenetv2" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "override, names",
+    [
+        ("model.dropuot=0.3", "model.dropuot"),
+        ("optimizer.lr=fast", "optimizer.lr"),
+        ("model=resnet5", "model=resnet5"),
+        ("trainer.precision=float8", "trainer.precision"),
+        ("dataset.on_bad_image=ignore", "dataset.on_bad_image"),
+        ("dataset=folder", "dataset.path"),
+        ("dataset.path=/no/such/folder", "dataset.path"),
+        ("dataset.image_size=[32]", "dataset.image_size"),
+        ("trainer.epochs=0", "trainer.epochs"),
+        ("model=cnn", None),  # control: a valid override composes (checked with --cfg job)
+    ],
+)
+def test_config_errors_are_one_clear_line(override, names, tmp_path):
+    args = [override, "--cfg", "job"] if names is None else [override, "hydra.run.dir=" + str(tmp_path / "run")]
+    if override == "dataset.path=/no/such/folder":
+        args.insert(0, "dataset=folder")
+    result = run_cli(*args, timeout=120)
+    if names is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = error_lines(result)
+    assert len(lines) == 1 and names in lines[0], result.stderr
+    assert not (tmp_path / "run" / "model.keras").exists()
