@@ -83,6 +83,7 @@ class ModelConfig:
     name: str = MISSING
     dropout: float = 0.5
     head: Head = Head.auto
+    weights: Optional[str] = None  # null (random init) | a weights file | imagenet (backbones)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class CNNConfig(ModelConfig):
 class BackboneConfig(ModelConfig):
     """A keras.applications backbone with a new classification head."""
 
-    weights: Optional[str] = "imagenet"  # imagenet | null | path to a weights file
+    weights: Optional[str] = "imagenet"
     trainable: bool = True  # train the backbone (False freezes it)
     fine_tune_at: int = 0  # backbone layers below this index stay frozen
     input_size: Optional[List[int]] = None  # [h, w] fed to the backbone; null = dataset.image_size
@@ -178,13 +179,17 @@ def validate(cfg: Config) -> None:
 
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise UserError(f"model.dropout={cfg.model.dropout}: must be in [0, 1)")
+    weights = cfg.model.weights
     if isinstance(cfg.model, BackboneConfig):
         if cfg.model.input_size is not None and (len(cfg.model.input_size) != 2 or min(cfg.model.input_size) < 1):
             raise UserError(f"model.input_size={list(cfg.model.input_size)}: give [height, width] or null")
-        if cfg.model.weights not in (None, "imagenet") and not Path(cfg.model.weights).is_file():
-            raise UserError(f"model.weights={cfg.model.weights}: no such file; use imagenet, null or a weights file")
-    elif cfg.trainer.fine_tune_epochs > 0:
-        raise UserError(f"trainer.fine_tune_epochs needs a backbone model, not model={cfg.model.name}; set it to 0")
+    else:
+        if weights == "imagenet":
+            raise UserError(f"model.weights=imagenet: model={cfg.model.name} has no pretrained weights; use null or a weights file")
+        if cfg.trainer.fine_tune_epochs > 0:
+            raise UserError(f"trainer.fine_tune_epochs needs a backbone model, not model={cfg.model.name}; set it to 0")
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise UserError(f"model.weights={weights}: no such file; use null, a weights file or (backbones) imagenet")
 
     if cfg.optimizer.lr <= 0:
         raise UserError(f"optimizer.lr={cfg.optimizer.lr}: must be > 0")

@@ -18,6 +18,7 @@ def build(
     dense_units: int = 512,
     dropout: float = 0.5,
     head: str = "auto",
+    weights: str | None = None,
 ) -> keras.Model:
     side = min(image_size)
     for _ in filters:  # each block: a 'valid' convolution, then pooling by 2
@@ -36,4 +37,10 @@ def build(
     x = keras.layers.Dropout(dropout)(x)
     x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
     outputs = choose_head(num_classes, head).layer()(x)
-    return keras.Model(inputs, outputs, name="cnn")
+    model = keras.Model(inputs, outputs, name="cnn")
+    if weights:
+        try:
+            model.load_weights(weights)
+        except ValueError as err:
+            raise UserError(f"model.weights={weights}: does not fit this CNN ({err})") from err
+    return model

@@ -54,6 +54,7 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
     model.fit(
         train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
         callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
+        shuffle=False,  # the tf.data pipeline shuffles
     )
 
 

@@ -75,7 +75,8 @@ def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[
         labels.append(y.numpy())
         probabilities.append(np.asarray(model.predict_on_batch(images)))
     y_true, probs = np.concatenate(labels), np.concatenate(probabilities)
-    loss = float(np.mean(keras.losses.get(head.loss)(y_true, probs)))
+    targets = y_true[:, None] if head.units == 1 else y_true  # binary cross-entropy wants equal ranks
+    loss = float(np.mean(keras.losses.get(head.loss)(targets, probs)))
     y_pred = (probs[:, 0] > 0.5).astype(int) if head.units == 1 else probs.argmax(axis=1)
     return y_true, y_pred, loss
 

@@ -1,0 +1,121 @@
+"""One run end to end: artifacts, TensorBoard records read back, and a model that takes raw images."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from tensorboard.plugins.hparams import api_pb2
+
+from conftest import TINY, run_cli
+from imgexp.app import run_job
+from imgexp.compose import compose_config
+from imgexp.errors import UserError
+from tbread import accumulator, hparams_session, scalars
+
+
+def train(run_dir, *overrides):
+    cfg, choices = compose_config([*TINY, *overrides])
+    return run_job(cfg, run_dir, choices)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("digits_run")
+    metrics = train(run_dir, "optimizer.lr=0.003")
+    return run_dir, metrics
+
+
+def test_run_leaves_its_artifacts(digits_run):
+    run_dir, metrics = digits_run
+    for name in ["model.keras", "labels.json", "metrics.json", "history.csv", "history.png",
+                 "confusion_matrix.png", "classification_report.txt"]:
+        assert (run_dir / name).is_file(), name
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert saved == metrics
+    assert {"val_accuracy", "val_loss", "train_accuracy", "train_loss", "best_epoch", "epochs_run",
+            "num_params", "seconds"} <= set(saved)
+    assert saved["epochs_run"] == 2 and 1 <= saved["best_epoch"] <= 2
+    assert json.loads((run_dir / "labels.json").read_text()) == [str(d) for d in range(10)]
+    assert "precision" in (run_dir / "classification_report.txt").read_text()
+    assert not (run_dir / "backup").exists() and not (run_dir / "checkpoints").exists()
+
+
+def test_model_keras_predicts_raw_images_of_any_size(digits_run):
+    run_dir, metrics = digits_run
+    model = keras.models.load_model(run_dir / "model.keras")  # safe_mode stays on: no custom objects
+    raw = np.random.default_rng(0).integers(0, 256, (3, 45, 61, 3), dtype=np.uint8)
+    probs = model.predict(raw, verbose=0)
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_saved_model_scores_like_the_run(digits_run):
+    """model.keras on the 8x8 digits resized by itself agrees with the run's validation accuracy."""
+    from imgexp.data.digits import load_digits_source
+
+    run_dir, metrics = digits_run
+    source = load_digits_source(validation_split=0.2, seed=42)
+    model = keras.models.load_model(run_dir / "model.keras")
+    accuracy = np.mean(model.predict(source.validation.images, verbose=0).argmax(1) == source.validation.labels)
+    assert abs(accuracy - metrics["val_accuracy"]) < 0.02
+
+
+def test_tensorboard_hparams_session_names_config_keys(digits_run):
+    run_dir, metrics = digits_run
+    hparams, status = hparams_session(run_dir / "tb")
+    assert status == api_pb2.STATUS_SUCCESS
+    assert hparams["model"] == "cnn" and hparams["dataset"] == "digits" and hparams["optimizer"] == "adam"
+    assert hparams["optimizer.lr"] == pytest.approx(0.003)
+    assert hparams["dataset.image_size"] == "[16, 16]" and hparams["model.filters"] == "[8, 16]"
+    assert hparams["augmentation.rotation"] == 10.0 and "model.name" not in hparams
+
+
+def test_tensorboard_scalars_per_epoch_and_final_metrics(digits_run):
+    run_dir, metrics = digits_run
+    for split in ("train", "validation"):
+        assert len(scalars(run_dir / "tb" / split, "epoch_accuracy")) == 2
+        assert len(scalars(run_dir / "tb" / split, "epoch_loss")) == 2
+    assert scalars(run_dir / "tb", "best/val_accuracy") == [pytest.approx(metrics["val_accuracy"])]
+    assert scalars(run_dir / "tb", "best/val_loss") == [pytest.approx(metrics["val_loss"], rel=1e-5)]
+
+
+def test_tensorboard_images(digits_run):
+    run_dir, _ = digits_run
+    acc = accumulator(run_dir / "tb")
+    for tag in ("augmented_training_samples", "confusion_matrix"):
+        (event,) = acc.Tensors(tag)
+        width, height = (int(v) for v in event.tensor_proto.string_val[:2])
+        assert width > 16 and height > 16  # a grid / a plot, not a single tiny image
+
+
+def test_finished_run_dir_is_never_overwritten(digits_run):
+    run_dir, _ = digits_run
+    before = (run_dir / "model.keras").stat().st_mtime_ns
+    with pytest.raises(UserError, match="already holds a finished run"):
+        train(run_dir)
+    result = run_cli(*TINY, f"hydra.run.dir={run_dir}", timeout=120)
+    assert result.returncode == 2 and "already holds a finished run" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (run_dir / "model.keras").stat().st_mtime_ns == before
+
+
+def test_folder_dataset_two_classes_sigmoid_head(image_folder, tmp_path):
+    metrics = train(tmp_path, "dataset=folder", f"dataset.path={image_folder}", "augmentation=seed",
+                    "trainer.epochs=3", "optimizer.lr=0.003")
+    assert json.loads((tmp_path / "labels.json").read_text()) == ["horizontal", "vertical"]
+    model = keras.models.load_model(tmp_path / "model.keras")
+    assert model.output_shape == (None, 1)
+    assert metrics["val_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd", "rmsprop"])
+def test_each_optimizer_and_schedule_trains(optimizer, tmp_path):
+    metrics = train(tmp_path, f"optimizer={optimizer}", "optimizer.schedule=cosine", "trainer.epochs=1",
+                    "dataset.validation_split=0.5")
+    assert metrics["epochs_run"] == 1 and np.isfinite(metrics["val_loss"])
+
+
+def test_mixed_precision_keeps_float32_outputs(tmp_path):
+    metrics = train(tmp_path, "trainer.precision=mixed_bfloat16", "trainer.epochs=1")
+    assert np.isfinite(metrics["val_loss"])
+    assert keras.mixed_precision.global_policy().name == "float32", "the policy is restored after the run"
