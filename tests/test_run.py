@@ -14,8 +14,8 @@ from imgexp.errors import UserError
 from tbread import accumulator, hparams_session, scalars
 
 
-def train(run_dir, *overrides):
-    cfg, choices = compose_config([*TINY, *overrides])
+def train(run_dir, *overrides, tiny=True):
+    cfg, choices = compose_config([*(TINY if tiny else ["trainer.verbose=0"]), *overrides])
     return run_job(cfg, run_dir, choices)
 
 
@@ -119,3 +119,13 @@ def test_mixed_precision_keeps_float32_outputs(tmp_path):
     metrics = train(tmp_path, "trainer.precision=mixed_bfloat16", "trainer.epochs=1")
     assert np.isfinite(metrics["val_loss"])
     assert keras.mixed_precision.global_policy().name == "float32", "the policy is restored after the run"
+
+
+def test_two_phase_fine_tune_trains_head_then_backbone(image_folder, tmp_path):
+    metrics = train(tmp_path, "model=mobilenetv2", "model.weights=null", "model.fine_tune_at=100",
+                    "dataset=folder", f"dataset.path={image_folder}", "dataset.image_size=[32,32]",
+                    "trainer.epochs=1", "trainer.fine_tune_epochs=1", tiny=False)
+    assert metrics["epochs_run"] == 2  # one head epoch, one fine-tune epoch
+    rates = [row.split(",") for row in (tmp_path / "history.csv").read_text().splitlines()]
+    lr = [float(r[rates[0].index("learning_rate")]) for r in rates[1:]]
+    assert lr[1] == pytest.approx(lr[0] * 0.1), "fine-tuning runs at optimizer.lr * trainer.fine_tune_lr_factor"

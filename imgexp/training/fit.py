@@ -5,6 +5,7 @@ to history.csv and keeps the best weights so far in checkpoints/, judged
 against every earlier epoch, also those from before a resume.
 """
 
+import time
 from pathlib import Path
 
 import keras
@@ -29,12 +30,25 @@ def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: 
     )
 
 
+class EpochStats(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (training + validation wall time) and `learning_rate` to each epoch's logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Callback]:
     monitor = cfg.trainer.monitor.value
     mode = "max" if MAXIMIZE[monitor] else "min"
     best = best_row(read_history(run_dir / HISTORY_FILE), monitor)
     (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
     found = [
+        EpochStats(),  # first, so the callbacks after it log what it adds
         keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase)),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
