@@ -1,6 +1,6 @@
 """imgexp's input pipeline and training loop against the tutorial's, side by side in one run.
 
-    python experiments/pipeline/bench.py                 # everything (about 15 minutes on 2 cores)
+    python experiments/pipeline/bench.py                 # everything (about 20 minutes on 2 cores)
     python experiments/pipeline/bench.py --skip-training # throughput only
 
 1. Augmented-training throughput (images/s) on the same folder of JPEGs at
@@ -12,13 +12,15 @@
 3. imgexp's epoch time vs a hand-written model.fit on the identical tf.data
    pipeline and model (what imgexp's callbacks and bookkeeping cost).
 
-Epoch times are taken from the last of `--epochs` epochs, so graph tracing in
-the first one does not count. Ratios are what to compare across machines.
+Every figure is repeated in interleaved rounds (this machine's throughput is
+bimodal from one pass to the next); medians are reported, with each round.
+Ratios are what to compare across machines.
 """
 
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,12 +33,14 @@ import tensorflow as tf  # noqa: E402
 from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imgexp.app import run_job, to_config  # noqa: E402
+from imgexp.app import to_config  # noqa: E402
 from imgexp.compose import compose_config  # noqa: E402
 from imgexp.data.augment import RandomAffine  # noqa: E402
 from imgexp.data.folder import load_folder_source  # noqa: E402
 from imgexp.data.pipeline import make_dataset  # noqa: E402
 from imgexp.models import build_model  # noqa: E402
+from imgexp.models.head import choose_head  # noqa: E402
+from imgexp.training.fit import train  # noqa: E402
 from imgexp.training.run import make_datasets  # noqa: E402
 
 SIZE = (150, 150)
@@ -45,15 +49,15 @@ TUTORIAL_AUGMENTATION = dict(rotation_range=40, width_shift_range=0.2, height_sh
                              shear_range=0.2, zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
 
 
-def make_folder(root: Path, train_per_class: int, val_per_class: int, seed: int = 0) -> Path:
-    """Photo-like JPEGs of varying size (200-350 px), two classes, train/ and validation/."""
+def make_folder(root: Path, train_per_class: int, val_per_class: int, sides: tuple[int, int], seed: int = 0) -> Path:
+    """Photo-like JPEGs with sides in [sides[0], sides[1]] px, two classes, train/ and validation/."""
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_per_class), ("validation", val_per_class)):
         for label, name in enumerate(("cats", "dogs")):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                h, w = rng.integers(200, 351, 2)
+                h, w = rng.integers(sides[0], sides[1] + 1, 2)
                 small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
                 small[..., label] //= 3  # a colour cast per class, so there is something to learn
                 image = Image.fromarray(small).resize((int(w), int(h)), Image.BICUBIC)
@@ -87,109 +91,124 @@ def chained_keras_layers() -> keras.Sequential:
     ])
 
 
-def bench_throughput(root: Path, images: int) -> dict:
+def bench_throughput(root: Path, images: int, rounds: int) -> dict[str, list[float]]:
+    """Images/s of each pipeline over `rounds` full passes, interleaved so machine noise hits all alike."""
     source = load_folder_source(str(root), 0.2, 0, "skip")
     augmenter = RandomAffine(rotation=40, width_shift=0.2, height_shift=0.2, shear=0.2, zoom=0.2,
                              horizontal_flip=True)
-    imgexp_ds = make_dataset(source.train, SIZE, BATCH, training=True, augmenter=augmenter, seed=0)
     chained = chained_keras_layers()
-    chained_ds = make_dataset(source.train, SIZE, BATCH, training=True, augmenter=None, seed=0).map(
-        lambda x, y: (chained(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    # Warm up each once (graph tracing, file cache), then one full pass each.
-    for batches in (tutorial_flow(root / "train"), imgexp_ds, chained_ds):
-        throughput(iter(batches), BATCH * 2)
-    results = {
-        "tutorial ImageDataGenerator": throughput(tutorial_flow(root / "train"), images),
-        "imgexp tf.data + one affine transform": throughput(imgexp_ds, images),
-        "tf.data + chained Keras Random* layers": throughput(chained_ds, images),
+    pipelines = {
+        "tutorial ImageDataGenerator": lambda: tutorial_flow(root / "train"),
+        "imgexp tf.data + one affine transform": lambda: make_dataset(
+            source.train, SIZE, BATCH, training=True, augmenter=augmenter, seed=0),
+        "tf.data + chained Keras Random* layers": lambda: make_dataset(
+            source.train, SIZE, BATCH, training=True, augmenter=None, seed=0).map(
+            lambda x, y: (chained(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE),
     }
+    results: dict[str, list[float]] = {name: [] for name in pipelines}
+    for name, make in pipelines.items():  # warm-up: tracing, the OS file cache
+        throughput(iter(make()), BATCH * 4)
+    for _ in range(rounds):
+        for name, make in pipelines.items():
+            results[name].append(throughput(make(), images))
     return results
 
 
-class Timer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.times = getattr(self, "times", []) + [time.perf_counter() - self.started]
-
-
-def tutorial_epoch(root: Path, epochs: int) -> float:
-    """The tutorial's own training code, same model as seed_tutorial."""
+def tutorial_fit(root: Path, epochs: int) -> float:
+    """Seconds per epoch of the tutorial's own training code, with seed_tutorial's model."""
     keras.utils.set_random_seed(0)
     model = build_model("cnn", SIZE, 2)
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], jit_compile=False)
     validation = ImageDataGenerator().flow_from_directory(
         str(root / "validation"), target_size=SIZE, batch_size=BATCH, class_mode="binary")
-    # imgexp's model rescales inside, so the tutorial's rescale=1/255 is left to the model here.
-    train = ImageDataGenerator(**TUTORIAL_AUGMENTATION).flow_from_directory(
+    # The model rescales inside, so the tutorial's rescale=1/255 is left to the model here.
+    train_flow = ImageDataGenerator(**TUTORIAL_AUGMENTATION).flow_from_directory(
         str(root / "train"), target_size=SIZE, batch_size=BATCH, class_mode="binary")
-    timer = Timer()
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=[timer], verbose=2)
-    return timer.times[-1]
+    started = time.perf_counter()
+    model.fit(train_flow, validation_data=validation, epochs=epochs, verbose=0)
+    return (time.perf_counter() - started) / epochs
 
 
-def seed_tutorial_overrides(root: Path, epochs: int) -> list[str]:
-    return ["experiment=seed_tutorial", f"dataset.path={root}", f"trainer.epochs={epochs}",
-            "dataset.cache=null", "trainer.verbose=2"]
-
-
-def imgexp_epoch(root: Path, epochs: int, run_dir: Path) -> float:
-    cfg, choices = compose_config(seed_tutorial_overrides(root, epochs))
-    run_job(cfg, run_dir, choices)
-    rows = (run_dir / "history.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    return float(rows[-1].split(",")[header.index("epoch_seconds")])
-
-
-def handwritten_fit_epoch(root: Path, epochs: int) -> float:
-    """The same tf.data pipeline and model, with a bare model.fit and no imgexp callbacks."""
-    cfg, _ = compose_config(seed_tutorial_overrides(root, epochs))
+def seed_tutorial_setup(root: Path):
+    """seed_tutorial's config, tf.data pipelines and a fresh model, as imgexp builds them."""
+    cfg, _ = compose_config(["experiment=seed_tutorial", f"dataset.path={root}", "dataset.cache=null",
+                             "trainer.verbose=0", "trainer.early_stopping_patience=0"])
     config = to_config(cfg)
     keras.utils.set_random_seed(config.trainer.seed)
     source = load_folder_source(str(root), 0.2, config.trainer.seed, "skip")
-    train, validation = make_datasets(config, source)
-    model = build_model("cnn", SIZE, 2)
+    train_ds, val_ds = make_datasets(config, source)
+    return config, source, train_ds, val_ds, build_model("cnn", SIZE, 2)
+
+
+def imgexp_fit(root: Path, epochs: int, run_dir: Path) -> float:
+    """Seconds per epoch of imgexp's training loop (all its callbacks: backup, checkpoint, TensorBoard...)."""
+    config, source, train_ds, val_ds, model = seed_tutorial_setup(root)
+    config.trainer.epochs = epochs
+    steps = -(-len(source.train) // BATCH)
+    started = time.perf_counter()
+    train(model, config, choose_head(2), train_ds, val_ds, run_dir, steps)
+    return (time.perf_counter() - started) / epochs
+
+
+def handwritten_fit(root: Path, epochs: int) -> float:
+    """Seconds per epoch of a bare model.fit on the identical pipeline and model."""
+    config, source, train_ds, val_ds, model = seed_tutorial_setup(root)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=False)
-    timer = Timer()
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=[timer], verbose=2, shuffle=False)
-    return timer.times[-1]
+    started = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False)
+    return (time.perf_counter() - started) / epochs
+
+
+def table_rows(results: dict[str, list[float]], baseline: str, unit: str) -> None:
+    base = statistics.median(results[baseline])
+    for name, values in results.items():
+        median = statistics.median(values)
+        runs = ", ".join(f"{v:.0f}" if unit == "images/s" else f"{v:.1f}" for v in values)
+        print(f"| {name} | {median:.1f} | {runs} | {median / base:.2f}x |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000, help="training images (half per class)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per training; the last is timed")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per timed training")
     parser.add_argument("--skip-training", action="store_true", help="throughput only")
+    parser.add_argument("--sides", type=int, nargs=2, default=(150, 150), metavar=("MIN", "MAX"),
+                        help="generated image sides in px (150 150: the tutorial's size, no resize needed)")
     parser.add_argument("--data", type=Path, help="reuse/keep the generated folder here")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="imgexp-bench-"))
     root = args.data or work / "images"
     if not (root / "train").is_dir():
-        make_folder(root, args.images // 2, args.images // 8)
-    print(f"data: {root} ({args.images} training images, 200-350 px JPEGs -> 150x150), "
+        make_folder(root, args.images // 2, args.images // 8, tuple(args.sides))
+    print(f"data: {root} ({args.images} training images, {args.sides[0]}-{args.sides[1]} px JPEGs -> 150x150), "
           f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Keras {keras.__version__}")
 
-    results = {"throughput_images_per_s": bench_throughput(root, args.images)}
-    base = results["throughput_images_per_s"]["tutorial ImageDataGenerator"]
-    print("\n| augmented training pipeline, 150x150 | images/s | vs tutorial |\n|---|---:|---:|")
-    for name, value in results["throughput_images_per_s"].items():
-        print(f"| {name} | {value:.0f} | {value / base:.2f}x |")
+    results = {"throughput_images_per_s": bench_throughput(root, args.images, args.rounds)}
+    print("\n| augmented training pipeline, 150x150 | median images/s | each round | vs tutorial |")
+    print("|---|---:|---|---:|")
+    table_rows(results["throughput_images_per_s"], "tutorial ImageDataGenerator", "images/s")
 
     if not args.skip_training:
-        tutorial = tutorial_epoch(root, args.epochs)
-        imgexp = imgexp_epoch(root, args.epochs, work / "run")
-        handwritten = handwritten_fit_epoch(root, args.epochs)
-        results["epoch_seconds"] = {"tutorial code": tutorial, "imgexp seed_tutorial": imgexp,
-                                    "hand-written model.fit, same tf.data pipeline": handwritten}
-        print(f"\n| epoch of seed_tutorial ({args.images} train images, last of {args.epochs}) | seconds | ratio |")
-        print("|---|---:|---:|")
-        print(f"| tutorial code (ImageDataGenerator + model.fit) | {tutorial:.1f} | 1.00 |")
-        print(f"| imgexp `experiment=seed_tutorial` | {imgexp:.1f} | {imgexp / tutorial:.2f} of the tutorial's |")
-        print(f"| hand-written model.fit on imgexp's tf.data pipeline | {handwritten:.1f} | "
-              f"imgexp is {100 * (imgexp / handwritten - 1):+.1f}% |")
+        times: dict[str, list[float]] = {
+            "tutorial code (ImageDataGenerator + model.fit)": [],
+            "imgexp training loop (seed_tutorial, all callbacks)": [],
+            "hand-written model.fit, imgexp's tf.data pipeline": [],
+        }
+        for i in range(max(1, args.rounds - 1)):
+            names = list(times)
+            times[names[0]].append(tutorial_fit(root, args.epochs))
+            times[names[1]].append(imgexp_fit(root, args.epochs, work / f"run{i}"))
+            times[names[2]].append(handwritten_fit(root, args.epochs))
+        results["seconds_per_epoch"] = times
+        print(f"\n| seed_tutorial, seconds per epoch ({args.epochs} epochs a run) | median | each round | vs tutorial |")
+        print("|---|---:|---|---:|")
+        table_rows(times, "tutorial code (ImageDataGenerator + model.fit)", "s")
+        loop = statistics.median(times["imgexp training loop (seed_tutorial, all callbacks)"])
+        bare = statistics.median(times["hand-written model.fit, imgexp's tf.data pipeline"])
+        print(f"\nimgexp's training loop vs a hand-written model.fit on the same pipeline: {100 * (loop / bare - 1):+.1f}%")
     print("\n" + json.dumps(results, indent=2))
 
 

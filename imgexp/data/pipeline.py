@@ -23,9 +23,17 @@ def decode_image(path: tf.Tensor) -> tf.Tensor:
 
 
 def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """Bilinear resize (as the model's own Resizing layer does), back to uint8 to cache small."""
-    resized = tf.image.resize(image, size, method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    """Bilinear resize (as the model's own Resizing layer does), back to uint8 to cache small.
+
+    An image already at `size` passes untouched: resizing costs as much as decoding.
+    """
+
+    def resized() -> tf.Tensor:
+        scaled = tf.image.resize(image, size, method="bilinear")
+        return tf.cast(tf.clip_by_value(tf.round(scaled), 0, 255), tf.uint8)
+
+    already = tf.reduce_all(tf.shape(image)[:2] == tf.constant(size))
+    return tf.cond(already, lambda: tf.identity(image), resized)
 
 
 def decoded_images(split: Split, size: tuple[int, int], shuffle_seed: int | None, skip_bad: bool) -> tf.data.Dataset:
