@@ -5,12 +5,14 @@ typed `Config`. TensorFlow is imported inside the task, so `--help` and
 `--cfg job` answer without it.
 """
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -20,6 +22,7 @@ from imgexp.errors import UserError, exit_with
 from imgexp.tracking.hparams import hparams_from_config
 
 register_configs()
+log = logging.getLogger("imgexp")
 
 
 def to_config(cfg: DictConfig) -> Config:
@@ -29,23 +32,60 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
-def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> dict[str, float]:
-    """Run one experiment from a composed config; the path every run and trial takes."""
-    config = to_config(cfg)
+def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False) -> dict[str, float]:
+    """Run one experiment from a composed config; the path every run, job and trial takes.
+
+    With `record_failures` (sweep jobs, trials) a config that fails validation still
+    leaves a failed HParams session, so it shows in TensorBoard's table.
+    """
+    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
+    try:
+        config = to_config(cfg)
+    except UserError:
+        if record_failures:
+            from imgexp.tracking.tensorboard import record_failed_session
+
+            record_failed_session(run_dir / "tb", hparams, str(run_dir))
+        raise
     from imgexp.training.run import run_experiment  # TensorFlow lives behind this import
 
-    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     return run_experiment(config, run_dir, hparams)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def _hydra_main(cfg: DictConfig) -> float:
-    runtime = HydraConfig.get().runtime
+def _hydra_main(cfg: DictConfig) -> float | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir, choices = Path(hydra_cfg.runtime.output_dir), dict(hydra_cfg.runtime.choices)
+    if cfg.get("tuner") is not None:
+        from imgexp.tuning.search import run_search
+
+        try:
+            return run_search(cfg, list(hydra_cfg.overrides.task), choices)
+        except UserError as err:
+            exit_with(str(err))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return run_sweep_job(cfg, run_dir, choices)
     try:
-        metrics = run_job(cfg, Path(runtime.output_dir), dict(runtime.choices))
+        metrics = run_job(cfg, run_dir, choices)
     except UserError as err:  # exit here: Hydra would add its own lines around an exception
         exit_with(str(err))
     return metrics["val_accuracy"]
+
+
+def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:
+    """One multirun job: a failure is recorded in its folder and the sweep goes on."""
+    from imgexp.tracking.records import write_failure
+
+    try:
+        return run_job(cfg, run_dir, choices, record_failures=True)["val_accuracy"]
+    except UserError as err:
+        message = str(err)
+    except Exception as err:  # a bug in one job must not lose the others; its traceback is in the job's log
+        log.exception("job failed")
+        message = f"{type(err).__name__}: {err}"
+    write_failure(run_dir, message)
+    log.error("job failed: %s", message)
+    return None
 
 
 def describe_config_error(err: Exception) -> str:

@@ -9,7 +9,7 @@ Nothing here imports TensorFlow: `--help` and `--cfg job` stay fast.
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -131,6 +131,37 @@ class TrainerConfig:
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
 
 
+class TunerName(str, Enum):
+    random = "random"
+    bayesian = "bayesian"
+    hyperband = "hyperband"
+    grid = "grid"
+
+
+@dataclass
+class TunerConfig:
+    """A KerasTuner oracle; its trials are ordinary runs."""
+
+    name: TunerName = MISSING
+    max_trials: int = 10  # random, bayesian, grid (hyperband sizes itself from max_epochs)
+    objective: Monitor = Monitor.val_accuracy
+    executions_per_trial: int = 1  # runs per trial, seeds trainer.seed + i, metrics averaged
+    seed: int = 0
+    max_retries_per_trial: int = 0  # re-runs of a trial that raised an unexpected error
+    max_consecutive_failed_trials: int = 3  # the search stops after this many failures in a row
+    budget_minutes: Optional[float] = None  # no new trial starts once this much time is spent
+    max_epochs: int = 10  # hyperband: most epochs a trial trains (tuner/epochs -> trainer.epochs)
+    factor: int = 3  # hyperband
+    num_initial_points: Optional[int] = None  # bayesian
+
+
+@dataclass
+class SearchConfig:
+    name: Optional[str] = None  # the search folder's name; null: <tuner>-<search_space>
+    dir: str = "outputs/search"  # a stable folder, so the same command resumes
+    overwrite: bool = False  # true: start the search over
+
+
 @dataclass
 class Config:
     dataset: DatasetConfig = MISSING
@@ -139,6 +170,9 @@ class Config:
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     experiment: Optional[Any] = None
+    tuner: Optional[TunerConfig] = None  # tuner=random|bayesian|hyperband|grid runs a search
+    search_space: Optional[Dict[str, Any]] = None  # config key -> values or a range
+    search: SearchConfig = field(default_factory=SearchConfig)
 
 
 def register_configs() -> None:
@@ -151,6 +185,7 @@ def register_configs() -> None:
     cs.store(group="model", name="backbone_schema", node=BackboneConfig)
     cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
     cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
+    cs.store(group="tuner", name="tuner_schema", node=TunerConfig)
 
 
 def validate(cfg: Config) -> None:

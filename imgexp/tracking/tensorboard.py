@@ -62,3 +62,11 @@ def image_grid(images: np.ndarray, columns: int = 4) -> np.ndarray:
         r, col = divmod(i, columns)
         grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
     return grid
+
+
+def record_failed_session(tb_dir: Path, hparams: dict[str, HParamValue], session_name: str) -> None:
+    """A session that failed before it could train: started and ended as failed."""
+    recorder = TensorBoardRecorder(tb_dir)
+    recorder.start_session(hparams, session_name)
+    recorder.end_session(success=False)
+    recorder.close()

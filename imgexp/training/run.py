@@ -95,29 +95,30 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
     if (run_dir / MODEL_FILE).exists():
         raise UserError(f"{run_dir} already holds a finished run ({MODEL_FILE}); choose another hydra.run.dir")
     image_size = tuple(cfg.dataset.image_size)
+    recorder = TensorBoardRecorder(run_dir / "tb")
+    resumed = bool(read_history(run_dir / HISTORY_FILE))
+    if resumed:
+        log.info("resuming the interrupted run in %s", run_dir)
+    else:  # first thing, so a run that fails at any point shows in the HParams table
+        recorder.start_session(hparams, session_name=str(run_dir))
     with runtime_settings(cfg):
-        source = load_source(cfg.dataset.name, cfg.dataset.path, cfg.dataset.validation_split,
-                             cfg.trainer.seed, cfg.dataset.on_bad_image.value)
-        log.info("%d training and %d validation images, %d classes: %s", len(source.train),
-                 len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
-        train_ds, val_ds = make_datasets(cfg, source)
-        head = choose_head(source.num_classes, cfg.model.head.value)
-        model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
-
-        recorder = TensorBoardRecorder(run_dir / "tb")
-        resumed = bool(read_history(run_dir / HISTORY_FILE))
-        if resumed:
-            log.info("resuming the interrupted run in %s", run_dir)
-        else:
-            recorder.start_session(hparams, session_name=str(run_dir))
-            samples = next(iter(train_ds))[0].numpy()
-            recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
         try:
+            source = load_source(cfg.dataset.name, cfg.dataset.path, cfg.dataset.validation_split,
+                                 cfg.trainer.seed, cfg.dataset.on_bad_image.value)
+            log.info("%d training and %d validation images, %d classes: %s", len(source.train),
+                     len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
+            train_ds, val_ds = make_datasets(cfg, source)
+            head = choose_head(source.num_classes, cfg.model.head.value)
+            model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
+            if not resumed:
+                samples = next(iter(train_ds))[0].numpy()
+                recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
             steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
             train(model, cfg, head, train_ds, val_ds, run_dir, steps)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder)
         except BaseException:
             recorder.end_session(success=False)
+            recorder.close()
             raise
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         write_json(run_dir / "metrics.json", metrics)

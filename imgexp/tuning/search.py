@@ -1,0 +1,143 @@
+"""`python -m imgexp tuner=... search_space=...`: a KerasTuner search whose trials are runs.
+
+The search lives in a stable folder, `search.dir/<search.name>`, so running
+the same command again resumes it (KerasTuner reloads its oracle; finished
+trials are kept and not run again). At the end: a ranked table, and `best/`
+with the best trial's model, metrics and a config that `python -m imgexp`
+runs again as is.
+"""
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import keras_tuner as kt
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from imgexp.compose import compose_config
+from imgexp.config import TunerConfig
+from imgexp.errors import UserError
+from imgexp.tracking.hparams import CONFIG_GROUPS
+from imgexp.tuning.space import SearchSpace
+from imgexp.tuning.tuner import RunTuner
+
+log = logging.getLogger("imgexp.search")
+
+SEARCH_KEYS = ("tuner", "search_space", "search")  # overrides that shape the search, not its trials
+
+
+def base_overrides(task_overrides: list[str]) -> list[str]:
+    """The command's overrides that every trial shares (the search's own keys left out)."""
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~").split(".", 1)[0]
+    return [o for o in task_overrides if key(o) not in SEARCH_KEYS]
+
+
+def search_name(cfg: DictConfig, choices: dict[str, Any]) -> str:
+    if cfg.search.name:
+        return str(cfg.search.name)
+    return f"{choices.get('tuner')}-{choices.get('search_space') or 'custom'}"
+
+
+def make_oracle(tuner: TunerConfig, hyperparameters: kt.HyperParameters) -> kt.Oracle:
+    objective = kt.Objective(tuner.objective.value, "min" if tuner.objective.value == "val_loss" else "max")
+    common = dict(objective=objective, hyperparameters=hyperparameters, seed=tuner.seed,
+                  tune_new_entries=False, allow_new_entries=False,
+                  max_retries_per_trial=tuner.max_retries_per_trial,
+                  max_consecutive_failed_trials=tuner.max_consecutive_failed_trials)
+    name = tuner.name.value
+    if name == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=tuner.max_trials, **common)
+    if name == "grid":
+        return kt.oracles.GridSearchOracle(max_trials=tuner.max_trials, **common)
+    if name == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(
+            max_trials=tuner.max_trials, num_initial_points=tuner.num_initial_points, **common)
+    return kt.oracles.HyperbandOracle(max_epochs=tuner.max_epochs, factor=tuner.factor, **common)
+
+
+class BudgetedTuner(RunTuner):
+    """Stops starting trials once `tuner.budget_minutes` is spent (a running trial finishes)."""
+
+    budget_seconds: float | None = None
+
+    def pre_create_trial(self) -> None:
+        if self.budget_seconds is not None and time.monotonic() - self.started > self.budget_seconds:
+            if self.oracle.max_trials is None or self.oracle.max_trials > len(self.oracle.trials):
+                log.info("the %.1f-minute budget is spent: no new trials", self.budget_seconds / 60)
+                self.oracle.max_trials = len(self.oracle.trials)  # the oracle then reports STOPPED
+
+
+def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """A primary config for `python -m imgexp --config-dir DIR --config-name config`.
+
+    The trial's groups as defaults (so the schema applies) and every value it ran with.
+    """
+    groups = [g for g in CONFIG_GROUPS if g != "experiment" and choices.get(g)]
+    values = {k: v for k, v in trial_config.items() if k not in (*SEARCH_KEYS, "experiment")}
+    return {
+        "defaults": ["config_schema", *({g: choices[g]} for g in groups), "_self_"],
+        **values,
+        "hydra": {"callbacks": {"run_dir_guard": {"_target_": "imgexp.run_dir_guard.RunDirGuard"}}},
+    }
+
+
+def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
+    """best/: the best trial's config (runnable), model, labels and metrics."""
+    best = tuner.oracle.get_best_trials(1)
+    if not best:
+        return None
+    trial_dir = Path(tuner.get_trial_dir(best[0].trial_id))
+    source = trial_dir if (trial_dir / "model.keras").exists() else trial_dir / "execution_0"
+    out = search_dir / "best"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for name in ("model.keras", "labels.json", "metrics.json", "history.csv", "history.png", "confusion_matrix.png"):
+        if (source / name).exists():
+            shutil.copy2(source / name, out / name)
+    overrides = tuner.trial_overrides(best[0])
+    cfg, choices = compose_config(overrides)
+    config = runnable_config(OmegaConf.to_container(cfg), choices)
+    (out / "config.yaml").write_text(
+        f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
+        f"#   python -m imgexp --config-dir {out} --config-name config\n"
+        + yaml.safe_dump(config, sort_keys=False))
+    (out / "overrides.txt").write_text(" ".join(overrides) + "\n")
+    return out
+
+
+def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any]) -> float | None:
+    """Run (or resume) the search the config describes; return the best objective value."""
+    from imgexp.compare import compare, print_table
+
+    tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
+    base = base_overrides(task_overrides)
+    compose = lambda overrides: compose_config(overrides)[0]  # noqa: E731
+    space = SearchSpace.from_config(OmegaConf.to_container(cfg.search_space) if cfg.search_space else None,
+                                    compose, base)
+    search_dir = Path(cfg.search.dir).absolute() / search_name(cfg, choices)
+    log.info("search in %s over %s", search_dir, ", ".join(space.keys))
+    tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
+                          tuner_cfg.executions_per_trial, cfg.trainer.seed, bool(cfg.search.overwrite))
+    if tuner_cfg.budget_minutes is not None:
+        tuner.budget_seconds = tuner_cfg.budget_minutes * 60
+    stopped_early = None
+    try:
+        tuner.search(verbose=0)
+    except RuntimeError as err:  # KerasTuner: too many consecutive failed trials
+        if "consecutive failures" not in str(err):
+            raise
+        stopped_early = (f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
+                         f"(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
+    table, _ = compare([search_dir], tuner_cfg.objective.value)
+    print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
+    best_dir = export_best(tuner, search_dir)
+    if best_dir:
+        log.info("best trial: %s (python -m imgexp --config-dir %s --config-name config)", best_dir, best_dir)
+    if stopped_early:
+        raise UserError(stopped_early)
+    best = tuner.oracle.get_best_trials(1)
+    return best[0].score if best else None

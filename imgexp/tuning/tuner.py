@@ -1,0 +1,103 @@
+"""A KerasTuner tuner whose trials are ordinary imgexp runs.
+
+KerasTuner's oracle picks values and keeps the search state on disk (so a
+killed search resumes); this tuner turns the values into Hydra overrides,
+composes the trial's config and runs it through the same `run_job` as
+`python -m imgexp`, in the trial's own folder.
+"""
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+
+import keras
+import keras_tuner as kt
+from keras_tuner.engine.base_tuner import BaseTuner
+from omegaconf import OmegaConf
+
+from imgexp.compose import compose_config
+from imgexp.errors import UserError
+from imgexp.tracking.records import FAILED_FILE, write_config, write_failure
+from imgexp.tuning.space import SearchSpace
+
+log = logging.getLogger("imgexp.search")
+
+# Hyperband's own per-trial value; it sets how long the trial trains.
+HYPERBAND_EPOCHS = "tuner/epochs"
+
+
+def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
+    """Compose and run one trial execution; a finished one is read back, not run again."""
+    from imgexp.app import run_job  # the same path as `python -m imgexp`
+
+    if (run_dir / "metrics.json").exists():  # finished before the search was interrupted
+        return json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a retried trial starts clean
+    try:
+        cfg, choices = compose_config(overrides)
+        write_config(run_dir, OmegaConf.to_container(cfg), overrides)
+        return run_job(cfg, run_dir, choices, record_failures=True)
+    except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
+        write_failure(run_dir, str(err))
+        raise kt.errors.FailedTrialError(str(err)) from err
+    except Exception as err:
+        write_failure(run_dir, f"{type(err).__name__}: {err}")
+        raise
+    finally:
+        keras.backend.clear_session()  # models of finished trials must not pile up
+
+
+class RunTuner(BaseTuner):
+    def __init__(self, oracle: kt.Oracle, space: SearchSpace, base_overrides: list[str], search_dir: Path,
+                 executions_per_trial: int, seed: int, overwrite: bool):
+        super().__init__(oracle=oracle, directory=str(search_dir.parent), project_name=search_dir.name,
+                         overwrite=overwrite)
+        self.space, self.base, self.search_dir = space, base_overrides, search_dir
+        self.executions, self.seed = executions_per_trial, seed
+        self.started = time.monotonic()
+        self.trials_run = 0
+
+    def trial_overrides(self, trial: kt.engine.trial.Trial) -> list[str]:
+        values = trial.hyperparameters.values
+        extra = [f"trainer.epochs={values[HYPERBAND_EPOCHS]}"] if HYPERBAND_EPOCHS in values else []
+        return [*self.base, *self.space.overrides(values), *extra]
+
+    def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        overrides = self.trial_overrides(trial)
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        if self.executions == 1:
+            return run_trial_config(overrides, trial_dir)
+        runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}")
+                for i in range(self.executions)]
+        return {k: statistics.mean(r[k] for r in runs) for k in ("val_accuracy", "val_loss")}
+
+    def on_trial_end(self, trial) -> None:
+        super().on_trial_end(trial)
+        self.trials_run += 1
+        log.info(progress_line(self.oracle, trial, self.trial_overrides(trial)[len(self.base):],
+                               time.monotonic() - self.started, self.trials_run))
+
+    # Trials are runs that save their own model.keras; KerasTuner's hooks for models are not used.
+    def save_model(self, trial_id, model, step=0):  # pragma: no cover - never called by this tuner
+        pass
+
+    def load_model(self, trial):  # pragma: no cover
+        raise NotImplementedError("load the trial's model.keras from its folder")
+
+
+def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, run_here: int) -> str:
+    """trial i of N, its values, its score, best so far, elapsed and ETA."""
+    done = len([t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
+    total = oracle.max_trials
+    name = oracle.objective.name
+    score = trial.metrics.get_best_value(name) if trial.metrics.exists(name) else None
+    best = oracle.get_best_trials(1)
+    best_score = best[0].metrics.get_best_value(name) if best else None
+    eta = f"{elapsed / run_here * (total - done) / 60:.1f} min" if total and run_here else "?"
+    score_text = f"{name}={score:.4f}" if score is not None else f"{trial.status.lower()}: {(trial.message or '').strip().splitlines()[-1:] or ''}"
+    best_text = f"{best_score:.4f}" if best_score is not None else "-"
+    of = f" of {total}" if total else ""
+    return (f"trial {done}{of} [{trial.trial_id}] {' '.join(values)} -> {score_text}; "
+            f"best {best_text}; elapsed {elapsed / 60:.1f} min, ETA {eta}")

@@ -1,0 +1,119 @@
+"""KerasTuner searches: trials are runs, failures are recorded, a killed search resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.plugins.hparams import api_pb2
+
+from conftest import TINY, run_cli
+from tbread import hparams_session
+
+
+def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -> list[str]:
+    """A search over `space`, written as search_space=test in a config dir of the test's own."""
+    (tmp_path / "conf" / "search_space").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "conf" / "search_space" / "test.yaml").write_text(yaml.safe_dump(space))
+    return ["--config-dir", str(tmp_path / "conf"), f"tuner={tuner}", "search_space=test",
+            f"search.dir={tmp_path / 'search'}", *TINY, "trainer.epochs=1", *extra]
+
+
+def trial_dirs(search_dir: Path) -> list[Path]:
+    return sorted(search_dir.glob("trial_*"))
+
+
+@pytest.fixture(scope="module")
+def three_trials(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("search3")
+    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.003, 0.001]}, "tuner.max_trials=3")
+    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    return tmp_path, tmp_path / "search" / "grid-test", result
+
+
+def test_search_runs_each_trial_as_a_run(three_trials):
+    _, search_dir, result = three_trials
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = trial_dirs(search_dir)
+    assert len(trials) == 3
+    lrs = set()
+    for trial in trials:
+        assert (trial / "model.keras").is_file() and (trial / "metrics.json").is_file()
+        hparams, status = hparams_session(trial / "tb")
+        assert status == api_pb2.STATUS_SUCCESS and hparams["model"] == "cnn"
+        lrs.add(hparams["optimizer.lr"])
+    assert lrs == {0.01, 0.003, 0.001}
+    log = result.stdout + result.stderr
+    assert "trial 3 of 3" in log and "best" in log and "ETA" in log
+    assert "3 trials in" in result.stdout
+
+
+def test_best_trial_config_runs_again_as_is(three_trials):
+    tmp_path, search_dir, _ = three_trials
+    best = search_dir / "best"
+    metrics = json.loads((best / "metrics.json").read_text())
+    all_scores = [json.loads((t / "metrics.json").read_text())["val_accuracy"] for t in trial_dirs(search_dir)]
+    assert metrics["val_accuracy"] == max(all_scores)
+    rerun = tmp_path / "rerun"
+    result = run_cli("--config-dir", str(best), "--config-name", "config", f"hydra.run.dir={rerun}",
+                     cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load((rerun / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == \
+        yaml.safe_load((best / "config.yaml").read_text())["optimizer"]["lr"]
+
+
+def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
+    args = search_args(tmp_path, {"model.dropout": [0.2, 1.5], "optimizer.lr": [0.003, 1.0e12]},
+                       "tuner.max_trials=4", "tuner.max_consecutive_failed_trials=10")
+    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    errors = {}
+    for trial in trial_dirs(tmp_path / "search" / "grid-test"):
+        values = yaml.safe_load((trial / ".hydra" / "overrides.yaml").read_text())
+        key = (next(v for v in values if v.startswith("model.dropout")), next(v for v in values if v.startswith("optimizer.lr")))
+        errors[key] = json.loads((trial / "failed.json").read_text())["error"] if (trial / "failed.json").exists() else None
+        _, status = hparams_session(trial / "tb")
+        assert status == (api_pb2.STATUS_SUCCESS if errors[key] is None else api_pb2.STATUS_FAILURE)
+    assert errors[("model.dropout=0.2", "optimizer.lr=0.003")] is None
+    assert "NaN" in errors[("model.dropout=0.2", "optimizer.lr=1000000000000.0")]
+    assert "model.dropout=1.5" in errors[("model.dropout=1.5", "optimizer.lr=0.003")]
+    assert "failed" in result.stdout
+
+
+def test_invalid_space_fails_before_the_first_trial(tmp_path):
+    result = run_cli(*search_args(tmp_path, {"model.dropuot": [0.1, 0.2]}), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    assert len(lines) == 1 and "model.dropuot is not a config key" in lines[0]
+    assert not list((tmp_path / "search").glob("*/trial_*"))
+
+
+def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003, 0.001]}, "tuner.max_trials=4",
+                       "trainer.epochs=3")
+    search_dir = tmp_path / "search" / "grid-test"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = subprocess.Popen([sys.executable, "-m", "imgexp", *args], cwd=tmp_path, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if len(list(search_dir.glob("trial_*/metrics.json"))) >= 2:
+            break
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in search_dir.glob("trial_*/metrics.json")}
+    assert 2 <= len(finished) < 4, "killed mid-search"
+
+    second = run_cli(*args, cwd=tmp_path, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = {p.parent.name: p.stat().st_mtime_ns for p in search_dir.glob("trial_*/metrics.json")}
+    assert len(after) == 4
+    assert all(after[name] == mtime for name, mtime in finished.items()), "finished trials were not run again"
+    oracle = json.loads((search_dir / "oracle.json").read_text())
+    assert len(oracle["start_order"]) == 4
