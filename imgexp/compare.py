@@ -49,7 +49,8 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
         row.update({k: str(flat.get(k, "")) for k in keys})
         for m in METRIC_COLUMNS:
             value = r.metrics.get(m)
-            row[m] = "" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+            row[m] = "" if value is None else (f"{value:.1f}" if m == "seconds" else
+                                               f"{value:.4f}" if isinstance(value, float) else str(value))
         row["error"] = r.error
         table.append(row)
     return table

@@ -3,16 +3,26 @@
 from typing import Any
 
 from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from imgexp.config import register_configs
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> tuple[DictConfig, dict[str, Any]]:
-    """(task config, group choices) for `python -m imgexp *overrides`, as Hydra would compose it."""
+    """(task config, group choices) for `python -m imgexp *overrides`, as Hydra would compose it.
+
+    Inside a running app (a search composing its trials) the app's own config
+    search path is used, `--config-dir` additions included.
+    """
     register_configs()
-    with initialize_config_module("imgexp.conf", version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    if GlobalHydra.instance().is_initialized():
+        config_name = HydraConfig.get().job.config_name if HydraConfig.initialized() else "config"
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    else:
+        with initialize_config_module("imgexp.conf", version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     choices = dict(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]

@@ -60,11 +60,11 @@ def test_best_trial_config_runs_again_as_is(three_trials):
     all_scores = [json.loads((t / "metrics.json").read_text())["val_accuracy"] for t in trial_dirs(search_dir)]
     assert metrics["val_accuracy"] == max(all_scores)
     rerun = tmp_path / "rerun"
-    result = run_cli("--config-dir", str(best), "--config-name", "config", f"hydra.run.dir={rerun}",
+    result = run_cli("--config-dir", str(best), "--config-name", "best", f"hydra.run.dir={rerun}",
                      cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert yaml.safe_load((rerun / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == \
-        yaml.safe_load((best / "config.yaml").read_text())["optimizer"]["lr"]
+        yaml.safe_load((best / "best.yaml").read_text())["optimizer"]["lr"]
 
 
 def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
@@ -117,3 +117,20 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     assert all(after[name] == mtime for name, mtime in finished.items()), "finished trials were not run again"
     oracle = json.loads((search_dir / "oracle.json").read_text())
     assert len(oracle["start_order"]) == 4
+
+
+@pytest.mark.parametrize("tuner, extra, expected", [
+    ("random", ["tuner.max_trials=2"], 2),
+    ("bayesian", ["tuner.max_trials=2", "tuner.num_initial_points=1"], 2),
+    ("hyperband", ["tuner.max_epochs=2", "tuner.factor=2"], None),
+    ("random", ["tuner.max_trials=5", "tuner.budget_minutes=0.001"], 1),  # the budget stops new trials
+])
+def test_every_tuner_runs_trials(tmp_path, tuner, extra, expected):
+    args = search_args(tmp_path, {"optimizer.lr": {"min": 1e-3, "max": 1e-2, "sampling": "log"}}, *extra, tuner=tuner)
+    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    finished = list((tmp_path / "search" / f"{tuner}-test").glob("trial_*/metrics.json"))
+    assert len(finished) == expected if expected else len(finished) >= 2
+    if tuner == "hyperband":  # hyperband sets each trial's epochs
+        epochs = {json.loads(p.read_text())["epochs_run"] for p in finished}
+        assert epochs <= {1, 2}

@@ -3,8 +3,8 @@
 The search lives in a stable folder, `search.dir/<search.name>`, so running
 the same command again resumes it (KerasTuner reloads its oracle; finished
 trials are kept and not run again). At the end: a ranked table, and `best/`
-with the best trial's model, metrics and a config that `python -m imgexp`
-runs again as is.
+with the best trial's model, metrics and a config (best.yaml) that
+`python -m imgexp --config-dir .../best --config-name best` runs again as is.
 """
 
 import logging
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import keras_tuner as kt
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,6 +20,7 @@ from imgexp.compose import compose_config
 from imgexp.config import TunerConfig
 from imgexp.errors import UserError
 from imgexp.tracking.hparams import CONFIG_GROUPS
+from imgexp.tuning.oracles import make_oracle
 from imgexp.tuning.space import SearchSpace
 from imgexp.tuning.tuner import RunTuner
 
@@ -42,23 +42,6 @@ def search_name(cfg: DictConfig, choices: dict[str, Any]) -> str:
     return f"{choices.get('tuner')}-{choices.get('search_space') or 'custom'}"
 
 
-def make_oracle(tuner: TunerConfig, hyperparameters: kt.HyperParameters) -> kt.Oracle:
-    objective = kt.Objective(tuner.objective.value, "min" if tuner.objective.value == "val_loss" else "max")
-    common = dict(objective=objective, hyperparameters=hyperparameters, seed=tuner.seed,
-                  tune_new_entries=False, allow_new_entries=False,
-                  max_retries_per_trial=tuner.max_retries_per_trial,
-                  max_consecutive_failed_trials=tuner.max_consecutive_failed_trials)
-    name = tuner.name.value
-    if name == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=tuner.max_trials, **common)
-    if name == "grid":
-        return kt.oracles.GridSearchOracle(max_trials=tuner.max_trials, **common)
-    if name == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(
-            max_trials=tuner.max_trials, num_initial_points=tuner.num_initial_points, **common)
-    return kt.oracles.HyperbandOracle(max_epochs=tuner.max_epochs, factor=tuner.factor, **common)
-
-
 class BudgetedTuner(RunTuner):
     """Stops starting trials once `tuner.budget_minutes` is spent (a running trial finishes)."""
 
@@ -72,7 +55,9 @@ class BudgetedTuner(RunTuner):
 
 
 def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
-    """A primary config for `python -m imgexp --config-dir DIR --config-name config`.
+    """A primary config for `python -m imgexp --config-dir DIR --config-name best`.
+
+    Not named config.yaml: the package's own config.yaml comes first on the search path.
 
     The trial's groups as defaults (so the schema applies) and every value it ran with.
     """
@@ -100,10 +85,10 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
             shutil.copy2(source / name, out / name)
     overrides = tuner.trial_overrides(best[0])
     cfg, choices = compose_config(overrides)
-    config = runnable_config(OmegaConf.to_container(cfg), choices)
-    (out / "config.yaml").write_text(
+    config = runnable_config(OmegaConf.to_container(cfg, enum_to_str=True), choices)
+    (out / "best.yaml").write_text(
         f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
-        f"#   python -m imgexp --config-dir {out} --config-name config\n"
+        f"#   python -m imgexp --config-dir {out} --config-name best\n"
         + yaml.safe_dump(config, sort_keys=False))
     (out / "overrides.txt").write_text(" ".join(overrides) + "\n")
     return out
@@ -136,7 +121,7 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
     best_dir = export_best(tuner, search_dir)
     if best_dir:
-        log.info("best trial: %s (python -m imgexp --config-dir %s --config-name config)", best_dir, best_dir)
+        log.info("best trial: %s (python -m imgexp --config-dir %s --config-name best)", best_dir, best_dir)
     if stopped_early:
         raise UserError(stopped_early)
     best = tuner.oracle.get_best_trials(1)

@@ -37,7 +37,7 @@ def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
     (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a retried trial starts clean
     try:
         cfg, choices = compose_config(overrides)
-        write_config(run_dir, OmegaConf.to_container(cfg), overrides)
+        write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides)
         return run_job(cfg, run_dir, choices, record_failures=True)
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
