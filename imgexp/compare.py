@@ -46,7 +46,7 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
         flat = flatten(r.config)
         name = str(r.path.relative_to(root)) if root and r.path.is_relative_to(root) else str(r.path)
         row = {"rank": str(rank), "run": name or ".", "status": r.status}
-        row.update({k: str(flat.get(k, "")) for k in keys})
+        row.update({k: f"{flat[k]:.4g}" if isinstance(flat.get(k), float) else str(flat.get(k, "")) for k in keys})
         for m in METRIC_COLUMNS:
             value = r.metrics.get(m)
             row[m] = "" if value is None else (f"{value:.1f}" if m == "seconds" else

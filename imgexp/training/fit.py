@@ -64,39 +64,43 @@ def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Ca
 
 
 def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, run_dir: Path,
-              phase: str, initial_epoch: int, epochs: int) -> None:
+              phase: str, initial_epoch: int, epochs: int) -> float:
+    """Seconds spent inside model.fit."""
+    started = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
         callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
         shuffle=False,  # the tf.data pipeline shuffles
     )
+    return time.perf_counter() - started
 
 
 def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
-          run_dir: Path, steps: int) -> None:
+          run_dir: Path, steps: int) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
     `steps` is the number of batches per epoch (for learning-rate schedules).
+    Returns the seconds spent inside model.fit.
     """
     tr = cfg.trainer
     if tr.fine_tune_epochs == 0:
         compile_model(model, cfg, head, steps, tr.epochs)
-        fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs)
-        return
+        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs)
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again.
+    seconds = 0.0
     head_done = run_dir / "checkpoints" / "head_phase.weights.h5"
     set_backbone_trainable(model, False)
     compile_model(model, cfg, head, steps, tr.epochs)
     if head_done.exists():
         model.load_weights(head_done)
     else:
-        fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs)
+        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs)
         model.save_weights(head_done)
 
     # Phase 2: unfreeze from model.fine_tune_at, at a lower learning rate.
     set_backbone_trainable(model, True, cfg.model.fine_tune_at)
     compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
     done = len(read_history(run_dir / HISTORY_FILE))
-    fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs)
+    return seconds + fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from imgexp.config import Config
 from imgexp.data.augment import RandomAffine
+from imgexp.data.in_memory import in_memory
 from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
@@ -51,11 +52,23 @@ def runtime_settings(cfg: Config):
         keras.mixed_precision.set_global_policy(previous)
 
 
+def load_images(cfg: Config) -> ImageSource:
+    """The dataset's images; with `dataset.cache=memory`, decoded once per process and reused."""
+    ds = cfg.dataset
+    settings = (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value)
+    if ds.cache != "memory":
+        return load_source(*settings)
+    key = (*settings, tuple(ds.image_size))
+    return in_memory(key, lambda: load_source(*settings), tuple(ds.image_size), ds.on_bad_image.value == "skip")
+
+
 def make_datasets(cfg: Config, source: ImageSource) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """Training and validation pipelines; images already in memory need no tf.data cache."""
     ds = cfg.dataset
     aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
     augmenter = RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
-    common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size, cache=ds.cache,
+    cache = None if ds.cache == "memory" else ds.cache
+    common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size, cache=cache,
                   seed=cfg.trainer.seed, skip_bad=ds.on_bad_image.value == "skip")
     train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", **common)
     val_ds = make_dataset(source.validation, training=False, cache_name="validation", **common)
@@ -103,8 +116,7 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
         recorder.start_session(hparams, session_name=str(run_dir))
     with runtime_settings(cfg):
         try:
-            source = load_source(cfg.dataset.name, cfg.dataset.path, cfg.dataset.validation_split,
-                                 cfg.trainer.seed, cfg.dataset.on_bad_image.value)
+            source = load_images(cfg)
             log.info("%d training and %d validation images, %d classes: %s", len(source.train),
                      len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
             train_ds, val_ds = make_datasets(cfg, source)
@@ -114,13 +126,14 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
                 samples = next(iter(train_ds))[0].numpy()
                 recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
             steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
-            train(model, cfg, head, train_ds, val_ds, run_dir, steps)
+            fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder)
         except BaseException:
             recorder.end_session(success=False)
             recorder.close()
             raise
         metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["fit_seconds"] = round(fit_seconds, 2)  # of this process; a resumed run counts its own part
         write_json(run_dir / "metrics.json", metrics)
         recorder.end_session(success=True)
         recorder.close()

@@ -8,6 +8,7 @@ composes the trial's config and runs it through the same `run_job` as
 
 import json
 import logging
+import os
 import statistics
 import time
 from pathlib import Path
@@ -73,9 +74,14 @@ class RunTuner(BaseTuner):
                 for i in range(self.executions)]
         return {k: statistics.mean(r[k] for r in runs) for k in ("val_accuracy", "val_loss")}
 
+    def on_trial_begin(self, trial) -> None:
+        super().on_trial_begin(trial)
+        self.trial_started = time.monotonic()
+
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
         self.trials_run += 1
+        log_trial(self.search_dir, trial, time.monotonic() - self.trial_started)
         log.info(progress_line(self.oracle, trial, self.trial_overrides(trial)[len(self.base):],
                                time.monotonic() - self.started, self.trials_run))
 
@@ -85,6 +91,23 @@ class RunTuner(BaseTuner):
 
     def load_model(self, trial):  # pragma: no cover
         raise NotImplementedError("load the trial's model.keras from its folder")
+
+
+def resident_memory_mb() -> float | None:
+    """This process's resident set size (Linux), for watching memory trial after trial."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def log_trial(search_dir: Path, trial, seconds: float) -> None:
+    """One JSON line per trial run in this process: wall time, status and memory afterwards."""
+    entry = {"trial_id": trial.trial_id, "status": trial.status, "seconds": round(seconds, 3),
+             "rss_mb": resident_memory_mb(), "pid": os.getpid(), "time": time.time()}
+    with (search_dir / "trials.jsonl").open("a") as f:
+        f.write(json.dumps(entry) + "\n")
 
 
 def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, run_here: int) -> str:

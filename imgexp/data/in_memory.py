@@ -1,0 +1,44 @@
+"""Decoded images kept in memory for the whole process (`dataset.cache=memory`).
+
+A search runs many trials on the same data: the first trial that asks for a
+dataset at an image size decodes and resizes it, every later one reuses the
+arrays. `decode_passes` counts the real decodes (for tests and benchmarks).
+"""
+
+from collections.abc import Callable, Hashable
+
+import numpy as np
+import tensorflow as tf
+
+from imgexp.data.pipeline import decoded_images
+from imgexp.data.source import ImageSource, Split
+
+_decoded: dict[Hashable, ImageSource] = {}
+decode_passes = 0
+
+
+def to_memory(split: Split, size: tuple[int, int], skip_bad: bool) -> Split:
+    """Every image of the split decoded and resized to `size`, as uint8 arrays."""
+    images, labels = [], []
+    for batch_images, batch_labels in decoded_images(split, size, None, skip_bad).batch(256).prefetch(2):
+        images.append(batch_images.numpy())
+        labels.append(batch_labels.numpy())
+    if not images:
+        return Split(labels=np.zeros(0, np.int32), images=np.zeros((0, *size, 3), np.uint8))
+    return Split(labels=np.concatenate(labels), images=np.concatenate(images))
+
+
+def in_memory(key: Hashable, load: Callable[[], ImageSource], size: tuple[int, int], skip_bad: bool) -> ImageSource:
+    """`load()`'s images, decoded once per process for this `key` (dataset settings + size)."""
+    global decode_passes
+    if key not in _decoded:
+        source = load()
+        decode_passes += 1
+        with tf.device("/CPU:0"):
+            _decoded[key] = ImageSource(
+                class_names=source.class_names,
+                train=to_memory(source.train, size, skip_bad),
+                validation=to_memory(source.validation, size, skip_bad),
+                test=to_memory(source.test, size, skip_bad) if source.test is not None else None,
+            )
+    return _decoded[key]
