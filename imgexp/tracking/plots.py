@@ -1,38 +1,51 @@
-"""The tutorial's training curves and a confusion matrix, as PNG files."""
+"""The tutorial's training curves and a confusion matrix, as PNG files.
+
+Figures are drawn with matplotlib's object API (no pyplot state, nothing
+kept between runs) and a fixed layout: both matter inside a search, where
+every trial draws them.
+"""
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import ConfusionMatrixDisplay  # noqa: E402
+
+def save(fig: Figure, path: Path) -> None:
+    FigureCanvasAgg(fig).print_png(str(path))
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
     """Accuracy and loss per epoch, training vs validation, side by side."""
     epochs = [int(r["epoch"]) + 1 for r in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
+    fig = Figure(figsize=(10, 4), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.2)
+    for ax, metric in zip(fig.subplots(1, 2), ("accuracy", "loss")):
         ax.plot(epochs, [r.get(metric, np.nan) for r in history], "o-", label=f"Training {metric}")
         ax.plot(epochs, [r.get(f"val_{metric}", np.nan) for r in history], "o-", label=f"Validation {metric}")
         ax.set_title(f"Training and validation {metric}")
         ax.set_xlabel("epoch")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path) -> None:
-    size = max(4.0, 0.5 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, labels=list(range(len(class_names))), display_labels=class_names,
-        ax=ax, colorbar=False, xticks_rotation="vertical",
-    )
-    ax.set_title("Confusion matrix (validation)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    """scikit-learn's confusion matrix, counts in the cells, true classes as rows."""
+    n = len(class_names)
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(n)))
+    size = max(4.0, 0.5 * n + 2)
+    fig = Figure(figsize=(size, size), dpi=100)
+    fig.subplots_adjust(left=0.18, right=0.97, bottom=0.18, top=0.93)
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(n), yticks=range(n), xlabel="Predicted label", ylabel="True label",
+           title="Confusion matrix (validation)")
+    ax.set_xticklabels(class_names, rotation=90)
+    ax.set_yticklabels(class_names)
+    if n <= 30:  # beyond that the counts would be unreadable
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > threshold else "black")
+    save(fig, path)
