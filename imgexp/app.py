@@ -60,7 +60,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         from imgexp.tuning.search import run_search
 
         try:
-            return run_search(cfg, list(hydra_cfg.overrides.task), choices)
+            return run_search(cfg, list(hydra_cfg.overrides.task), choices, run_dir)
         except UserError as err:
             exit_with(str(err))
     if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -160,6 +160,8 @@ class SearchConfig:
     name: Optional[str] = None  # the search folder's name; null: <tuner>-<search_space>
     dir: str = "outputs/search"  # a stable folder, so the same command resumes
     overwrite: bool = False  # true: start the search over
+    recycle_every: int = 0  # > 0: run trials in worker processes, a fresh one every N trials
+    worker: bool = False  # set by imgexp on the worker processes it starts; not for users
 
 
 @dataclass

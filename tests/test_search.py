@@ -134,3 +134,18 @@ def test_every_tuner_runs_trials(tmp_path, tuner, extra, expected):
     if tuner == "hyperband":  # hyperband sets each trial's epochs
         epochs = {json.loads(p.read_text())["epochs_run"] for p in finished}
         assert epochs <= {1, 2}
+
+
+def test_recycled_workers_share_one_search(tmp_path):
+    """search.recycle_every=2: trials run in fresh worker processes that resume the same search."""
+    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003, 0.001]}, "tuner.max_trials=4",
+                       "search.recycle_every=2")
+    result = run_cli(*args, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    search_dir = tmp_path / "search" / "grid-test"
+    log = [json.loads(line) for line in (search_dir / "trials.jsonl").read_text().splitlines()]
+    assert sorted(e["trial_id"] for e in log) == ["0", "1", "2", "3"]
+    pids = [e["pid"] for e in log]
+    assert len(set(pids)) == 2 and pids[0] == pids[1] and pids[2] == pids[3]
+    assert (search_dir / "best" / "model.keras").is_file()
+    assert "4 trials in" in result.stdout

@@ -7,8 +7,11 @@ with the best trial's model, metrics and a config (best.yaml) that
 `python -m imgexp --config-dir .../best --config-name best` runs again as is.
 """
 
+import itertools
 import logging
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -42,16 +45,33 @@ def search_name(cfg: DictConfig, choices: dict[str, Any]) -> str:
     return f"{choices.get('tuner')}-{choices.get('search_space') or 'custom'}"
 
 
+# A worker's exit code for "recycled after its share of trials; start another".
+EXIT_RECYCLE = 75
+
+
 class BudgetedTuner(RunTuner):
-    """Stops starting trials once `tuner.budget_minutes` is spent (a running trial finishes)."""
+    """Stops starting trials once `tuner.budget_minutes` is spent (a running trial finishes),
+    or, in a worker process, once it has run `trials_per_process` trials."""
 
     budget_seconds: float | None = None
+    trials_per_process: int | None = None
+    recycled = False
+
+    def stop_new_trials(self) -> None:
+        # The oracle reports STOPPED once it holds max_trials trials. max_trials is not part
+        # of KerasTuner's saved state, so the next process starts with the configured one.
+        self.oracle.max_trials = len(self.oracle.trials)
 
     def pre_create_trial(self) -> None:
+        if self.oracle.max_trials is not None and self.oracle.max_trials <= len(self.oracle.trials):
+            return
         if self.budget_seconds is not None and time.monotonic() - self.started > self.budget_seconds:
-            if self.oracle.max_trials is None or self.oracle.max_trials > len(self.oracle.trials):
-                log.info("the %.1f-minute budget is spent: no new trials", self.budget_seconds / 60)
-                self.oracle.max_trials = len(self.oracle.trials)  # the oracle then reports STOPPED
+            log.info("the %.1f-minute budget is spent: no new trials", self.budget_seconds / 60)
+            self.stop_new_trials()
+        elif self.trials_per_process is not None and self.trials_run >= self.trials_per_process:
+            log.info("this worker ran %d trials: handing over to a fresh process", self.trials_run)
+            self.recycled = True
+            self.stop_new_trials()
 
 
 def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +114,32 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     return out
 
 
-def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any]) -> float | None:
+def supervise_workers(run_dir: Path) -> None:
+    """Run the same command in worker processes, each replaced after `search.recycle_every` trials.
+
+    Memory that TensorFlow keeps after a trial goes away with its process; each
+    new worker resumes the search from KerasTuner's state on disk.
+    """
+    for number in itertools.count(1):
+        args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
+        command = [sys.executable, "-m", "imgexp", *args, "search.worker=true",
+                   f"hydra.run.dir={run_dir / 'workers' / str(number)}"]
+        log.info("starting search worker %d", number)
+        code = subprocess.run(command).returncode
+        if code == 0:
+            return
+        if code != EXIT_RECYCLE:
+            sys.exit(code)  # the worker has said what went wrong
+
+
+def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any],
+               run_dir: Path | None = None) -> float | None:
     """Run (or resume) the search the config describes; return the best objective value."""
     from imgexp.compare import compare, print_table
+
+    if cfg.search.recycle_every > 0 and not cfg.search.worker:
+        supervise_workers(run_dir or Path.cwd())
+        return None
 
     tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
     base = base_overrides(task_overrides)
@@ -109,6 +152,8 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
                           tuner_cfg.executions_per_trial, cfg.trainer.seed, bool(cfg.search.overwrite))
     if tuner_cfg.budget_minutes is not None:
         tuner.budget_seconds = tuner_cfg.budget_minutes * 60
+    if cfg.search.worker:
+        tuner.trials_per_process = cfg.search.recycle_every
     stopped_early = None
     try:
         tuner.search(verbose=0)
@@ -117,6 +162,8 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
             raise
         stopped_early = (f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
                          f"(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
+    if tuner.recycled and not stopped_early:
+        sys.exit(EXIT_RECYCLE)  # the supervisor starts a fresh worker, which resumes the search
     table, _ = compare([search_dir], tuner_cfg.objective.value)
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
     best_dir = export_best(tuner, search_dir)

@@ -104,8 +104,11 @@ def resident_memory_mb() -> float | None:
 
 def log_trial(search_dir: Path, trial, seconds: float) -> None:
     """One JSON line per trial run in this process: wall time, status and memory afterwards."""
+    from imgexp.data import in_memory
+
     entry = {"trial_id": trial.trial_id, "status": trial.status, "seconds": round(seconds, 3),
-             "rss_mb": resident_memory_mb(), "pid": os.getpid(), "time": time.time()}
+             "rss_mb": resident_memory_mb(), "pid": os.getpid(), "decode_passes": in_memory.decode_passes,
+             "time": time.time()}
     with (search_dir / "trials.jsonl").open("a") as f:
         f.write(json.dumps(entry) + "\n")
 
