@@ -1,6 +1,5 @@
 """Search spaces in YAML: parsed, checked against the real configs, turned into overrides."""
 
-import keras_tuner as kt
 import pytest
 from omegaconf import OmegaConf
 
