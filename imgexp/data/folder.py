@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
 
 from imgexp.data.source import ImageSource, Split
 from imgexp.errors import UserError
@@ -82,6 +81,8 @@ def read_matching_split(split_dir: Path, class_names: list[str], on_bad_image: s
 
 def split_off_validation(train: Split, validation_split: float, seed: int) -> tuple[Split, Split]:
     """Seeded (stratified where every class allows it) validation files from train/."""
+    from sklearn.model_selection import train_test_split  # slow to import; `predict --help` must not wait
+
     counts = np.bincount(train.labels)
     stratify = train.labels if counts.min() >= 2 else None
     idx_train, idx_val = train_test_split(

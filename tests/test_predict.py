@@ -1,0 +1,64 @@
+"""python -m imgexp.predict on a run trained here: names, probabilities, CSV, skipped non-images."""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY, run_cli
+from imgexp.app import run_job
+from imgexp.compose import compose_config
+
+
+@pytest.fixture(scope="module")
+def folder_run(image_folder, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("predict_run")
+    cfg, choices = compose_config([*TINY, "dataset=folder", f"dataset.path={image_folder}", "trainer.epochs=3",
+                                   "optimizer.lr=0.003"])
+    run_job(cfg, run_dir, choices)
+    return run_dir
+
+
+def test_predict_folder_and_files_with_csv(folder_run, image_folder, tmp_path):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    Image.fromarray(np.full((40, 70), 200, np.uint8), mode="L").save(odd / "gray.png")
+    Image.fromarray(np.full((20, 20, 4), 90, np.uint8), mode="RGBA").save(odd / "rgba.gif")
+    (odd / "notes.txt").write_text("not an image")
+    csv_path = tmp_path / "predictions.csv"
+    result = run_cli(str(folder_run), str(image_folder / "validation"), str(odd), "--top-k", "2",
+                     "--output", str(csv_path), module="imgexp.predict", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipping" in result.stderr and "notes.txt" in result.stderr
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == 16 + 2
+    for row in rows:
+        assert row["class"] in ("horizontal", "vertical")
+        assert float(row["horizontal"]) + float(row["vertical"]) == pytest.approx(1.0, abs=1e-5)
+    validation = [r for r in rows if "/validation/" in r["path"]]
+    correct = [r["class"] == ("horizontal" if "/horizontal/" in r["path"] else "vertical") for r in validation]
+    assert np.mean(correct) > 0.5
+    assert len([l for l in result.stdout.splitlines() if l.strip()]) == 18
+
+
+@pytest.mark.parametrize("args, message", [
+    (["/no/such/run", "x.jpg"], "no such run directory"),
+])
+def test_bad_run_dir_is_one_line(args, message):
+    result = run_cli(*args, module="imgexp.predict", timeout=60)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_without_model_is_one_line(tmp_path):
+    result = run_cli(str(tmp_path), "x.jpg", module="imgexp.predict", timeout=60)
+    assert result.returncode == 2 and "no model.keras" in result.stderr
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nsys.argv=['p','--help']\nfrom imgexp.predict import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'tensorflow' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
