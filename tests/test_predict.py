@@ -62,3 +62,37 @@ def test_help_does_not_import_tensorflow():
             "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'tensorflow' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def validation_images(image_folder, size=(16, 16)):
+    files = sorted((image_folder / "validation").rglob("*.jpg"))[:6]
+    return np.stack([np.asarray(Image.open(f).convert("RGB").resize(size[::-1]), np.float32) for f in files])
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5", "savedmodel", "tflite"])
+def test_export_loads_back_and_agrees(folder_run, image_folder, tmp_path, fmt):
+    import keras
+    import tensorflow as tf
+
+    out = tmp_path / {"keras": "m.keras", "h5": "m.h5", "savedmodel": "sm", "tflite": "m.tflite"}[fmt]
+    result = run_cli(str(folder_run), "--format", fmt, "--output", str(out), module="imgexp.export", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tolerance 1e-04): OK" in result.stdout
+    images = validation_images(image_folder)
+    expected = keras.models.load_model(folder_run / "model.keras").predict(images, verbose=0)
+    if fmt in ("keras", "h5"):
+        got = keras.models.load_model(out).predict(images, verbose=0)
+    elif fmt == "savedmodel":
+        loaded = tf.saved_model.load(str(out))  # keep it referenced while its function runs
+        got = np.asarray(loaded.serve(images))
+    else:
+        interpreter = tf.lite.Interpreter(model_path=str(out))
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, list(images.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, images)
+        interpreter.invoke()
+        got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    again = run_cli(str(folder_run), "--format", fmt, "--output", str(out), module="imgexp.export", timeout=120)
+    assert again.returncode == 2 and "exists already" in again.stderr, "an export is never overwritten"
