@@ -1,16 +1,19 @@
-"""python -m imgexp.predict on a run trained here: names, probabilities, CSV, skipped non-images."""
+"""Using a run trained here: predict (names, probabilities, CSV, skipped files), export, evaluate."""
 
 import csv
+import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, write_class_folders
 from imgexp.app import run_job
 from imgexp.compose import compose_config
+from imgexp.tracking.records import write_config
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +21,7 @@ def folder_run(image_folder, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("predict_run")
     cfg, choices = compose_config([*TINY, "dataset=folder", f"dataset.path={image_folder}", "trainer.epochs=3",
                                    "optimizer.lr=0.003"])
+    write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), [])  # as Hydra does for a CLI run
     run_job(cfg, run_dir, choices)
     return run_dir
 
@@ -57,8 +61,9 @@ def test_run_without_model_is_one_line(tmp_path):
     assert result.returncode == 2 and "no model.keras" in result.stderr
 
 
-def test_help_does_not_import_tensorflow():
-    code = ("import sys\nsys.argv=['p','--help']\nfrom imgexp.predict import main\n"
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+def test_help_does_not_import_tensorflow(command):
+    code = (f"import sys\nsys.argv=['p','--help']\nfrom imgexp.{command} import main\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'tensorflow' not in sys.modules\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -96,3 +101,30 @@ def test_export_loads_back_and_agrees(folder_run, image_folder, tmp_path, fmt):
     np.testing.assert_allclose(got, expected, atol=1e-4)
     again = run_cli(str(folder_run), "--format", fmt, "--output", str(out), module="imgexp.export", timeout=120)
     assert again.returncode == 2 and "exists already" in again.stderr, "an export is never overwritten"
+
+
+def test_evaluate_on_the_runs_validation_split(folder_run):
+    result = run_cli(str(folder_run), module="imgexp.evaluate", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = folder_run / "evaluation" / "validation"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["images"] == 16 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert (out / "confusion_matrix.png").is_file()
+    assert "precision" in result.stdout and "horizontal" in result.stdout and "recall" in result.stdout
+
+
+def test_evaluate_another_folder_and_its_test_split(folder_run, tmp_path):
+    write_class_folders(tmp_path / "other" / "train", ["horizontal", "vertical"], per_class=4, seed=5)
+    write_class_folders(tmp_path / "other" / "test", ["horizontal", "vertical"], per_class=3, seed=6)
+    result = run_cli(str(folder_run), f"dataset.path={tmp_path / 'other'}", "--split", "test",
+                     module="imgexp.evaluate", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((folder_run / "evaluation" / "test" / "metrics.json").read_text())["images"] == 6
+    result = run_cli(str(folder_run), "--folder", str(tmp_path / "other" / "test"), module="imgexp.evaluate",
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_evaluate_errors_are_one_line(folder_run, image_folder):
+    result = run_cli(str(folder_run), "--split", "test", module="imgexp.evaluate", timeout=120)
+    assert result.returncode == 2 and "no test/ folder" in result.stderr and "Traceback" not in result.stderr
