@@ -27,7 +27,13 @@ class FinishedRun:
     def load_model(self):
         import keras  # heavy: only once a command really needs the model
 
-        return keras.models.load_model(self.model_path)  # safe_mode stays on
+        try:
+            return keras.models.load_model(self.model_path)  # safe_mode stays on
+        except ValueError as err:
+            if "safe_mode" not in str(err):
+                raise
+            raise UserError(f"{self.model_path}: refused, it holds code that would run on loading "
+                            "(a Lambda layer); imgexp never loads such models") from err
 
 
 def trained_image_size(model) -> tuple[int, int]:

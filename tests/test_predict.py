@@ -128,3 +128,16 @@ def test_evaluate_another_folder_and_its_test_split(folder_run, tmp_path):
 def test_evaluate_errors_are_one_line(folder_run, image_folder):
     result = run_cli(str(folder_run), "--split", "test", module="imgexp.evaluate", timeout=120)
     assert result.returncode == 2 and "no test/ folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_with_code_inside_is_refused(tmp_path):
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    (tmp_path / "labels.json").write_text('["a", "b"]')
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    result = run_cli(str(tmp_path), str(image), module="imgexp.predict", timeout=120)
+    assert result.returncode == 2 and "refused" in result.stderr and "Traceback" not in result.stderr
