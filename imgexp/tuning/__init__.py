@@ -1,0 +1,1 @@
+"""Searches: YAML spaces as KerasTuner hyperparameters, oracles, and the tuner whose trials are runs."""
