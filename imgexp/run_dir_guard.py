@@ -14,8 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from imgexp.errors import exit_with
-
-FINISHED_MARK = "model.keras"
+from imgexp.finished_run import MODEL_FILE as FINISHED_MARK
 
 
 def task_config(config: DictConfig) -> dict:

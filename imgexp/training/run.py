@@ -24,6 +24,7 @@ from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
+from imgexp.finished_run import MODEL_FILE
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
@@ -34,8 +35,6 @@ from imgexp.training.fit import BEST_WEIGHTS, HISTORY_FILE, train
 from imgexp.training.history import best_row, read_history
 
 log = logging.getLogger(__name__)
-
-MODEL_FILE = "model.keras"
 
 
 @contextmanager
