@@ -99,7 +99,7 @@ def describe_config_error(err: Exception) -> str:
     key = getattr(cause, "full_key", None)
     msg = getattr(cause, "msg", None) or str(cause).splitlines()[0]
     msg = msg.splitlines()[0]
-    if key and ("not in" in msg or "not in struct" in msg):
+    if key and "not in" in msg:  # "Key 'x' not in 'CNNConfig'", "... not in struct"
         return f"{key}: unknown config key ({msg}); check the spelling, `python -m imgexp --cfg job` lists the keys"
     if key and "Missing mandatory value" in msg:
         return f"{key}: needs a value; add {key}=... to the command"

@@ -49,10 +49,18 @@ def image_folder(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: str = "imgexp") -> subprocess.CompletedProcess:
-    """`python -m imgexp ARGS` in a fresh process, as a user runs it."""
+def cli_env() -> dict[str, str]:
+    """The environment a user's shell would give the CLI (quiet TensorFlow, Hydra's own error mode)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return env
+
+
+def cli_command(*args: str, module: str = "imgexp") -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: str = "imgexp") -> subprocess.CompletedProcess:
+    """`python -m imgexp ARGS` in a fresh process, as a user runs it."""
+    return subprocess.run(cli_command(*args, module=module), cwd=cwd, env=cli_env(), capture_output=True,
+                          text=True, timeout=timeout)

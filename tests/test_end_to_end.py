@@ -1,15 +1,13 @@
 """Whole commands in real processes: the default run, every model, the tutorial recipe, resume after a kill."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli_command, cli_env, run_cli
 
 
 def read_metrics(run_dir):
@@ -53,8 +51,7 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "trainer.epochs=30", "trainer.early_stopping_patience=0", "trainer.verbose=2",
             f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    first = subprocess.Popen([sys.executable, "-m", "imgexp", *args], env=env,
+    first = subprocess.Popen(cli_command(*args), env=cli_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run_dir / "history.csv"
     deadline = time.monotonic() + 300

@@ -1,10 +1,8 @@
 """KerasTuner searches: trials are runs, failures are recorded, a killed search resumes."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import TINY, run_cli
+from conftest import TINY, cli_command, cli_env, run_cli
 from tbread import hparams_session
 
 
@@ -97,8 +95,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003, 0.001]}, "tuner.max_trials=4",
                        "trainer.epochs=3")
     search_dir = tmp_path / "search" / "grid-test"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    first = subprocess.Popen([sys.executable, "-m", "imgexp", *args], cwd=tmp_path, env=env,
+    first = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
