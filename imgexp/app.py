@@ -63,6 +63,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             return run_search(cfg, list(hydra_cfg.overrides.task), choices, run_dir)
         except UserError as err:
             exit_with(str(err))
+    if cfg.search.distributed.role or cfg.search.distributed.local_workers:
+        exit_with("search.distributed spreads the trials of a search: add tuner=... search_space=... "
+                  "(e.g. tuner=random search_space=cnn), or leave search.distributed unset")
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return run_sweep_job(cfg, run_dir, choices)
     try:

@@ -155,6 +155,25 @@ class TunerConfig:
     num_initial_points: Optional[int] = None  # bayesian
 
 
+class Role(str, Enum):
+    chief = "chief"
+    worker = "worker"
+
+
+@dataclass
+class DistributedConfig:
+    """KerasTuner's chief/worker mode: one chief holds the oracle, workers run trials."""
+
+    role: Optional[Role] = None  # chief | worker; null: one process (or local_workers)
+    address: Optional[str] = None  # HOST:PORT the chief listens on and workers connect to
+    tuner_id: Optional[str] = None  # a worker's name; null: worker-<hostname>. A restarted worker
+    #                                 with the same name takes over its unfinished trial
+    local_workers: int = 0  # > 0: a chief here and this many workers on 127.0.0.1, supervised
+    max_restarts: int = 3  # local_workers: restarts of one worker that died, before the search stops
+    connect_timeout: float = 300.0  # seconds a worker waits for the chief to answer
+    status_every: float = 60.0  # seconds between the chief's "waiting for ..." lines
+
+
 @dataclass
 class SearchConfig:
     name: Optional[str] = None  # the search folder's name; null: <tuner>-<search_space>
@@ -162,6 +181,7 @@ class SearchConfig:
     overwrite: bool = False  # true: start the search over
     recycle_every: int = 0  # > 0: run trials in worker processes, a fresh one every N trials
     worker: bool = False  # set by imgexp on the worker processes it starts; not for users
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass

@@ -7,10 +7,8 @@ with the best trial's model, metrics and a config (best.yaml) that
 `python -m imgexp --config-dir .../best --config-name best` runs again as is.
 """
 
-import itertools
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,12 +18,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from imgexp.compose import compose_config
-from imgexp.config import TunerConfig
+from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
 from imgexp.tracking.hparams import CONFIG_GROUPS
+from imgexp.tuning import distributed, workers
 from imgexp.tuning.oracles import make_oracle
 from imgexp.tuning.space import SearchSpace
 from imgexp.tuning.tuner import RunTuner
+from imgexp.tuning.workers import LocalWorkers
 
 log = logging.getLogger("imgexp.search")
 
@@ -45,33 +45,32 @@ def search_name(cfg: DictConfig, choices: dict[str, Any]) -> str:
     return f"{choices.get('tuner')}-{choices.get('search_space') or 'custom'}"
 
 
-# A worker's exit code for "recycled after its share of trials; start another".
-EXIT_RECYCLE = 75
+class HandOver(Exception):
+    """This worker process has run its share of trials (search.recycle_every); a fresh one goes on."""
 
 
 class BudgetedTuner(RunTuner):
     """Stops starting trials once `tuner.budget_minutes` is spent (a running trial finishes),
-    or, in a worker process, once it has run `trials_per_process` trials."""
+    and hands over to a fresh worker process after `trials_per_process` trials."""
 
     budget_seconds: float | None = None
     trials_per_process: int | None = None
-    recycled = False
 
-    def stop_new_trials(self) -> None:
-        # The oracle reports STOPPED once it holds max_trials trials. max_trials is not part
-        # of KerasTuner's saved state, so the next process starts with the configured one.
-        self.oracle.max_trials = len(self.oracle.trials)
+    def search_is_complete(self) -> bool:
+        trials = getattr(self.oracle, "trials", None)  # a distributed worker's oracle is a client without them
+        return trials is not None and self.oracle.max_trials is not None and len(trials) >= self.oracle.max_trials
 
     def pre_create_trial(self) -> None:
-        if self.oracle.max_trials is not None and self.oracle.max_trials <= len(self.oracle.trials):
+        if self.search_is_complete():
             return
+        if self.trials_per_process is not None and self.trials_run >= self.trials_per_process:
+            log.info("this worker ran %d trials: handing over to a fresh process", self.trials_run)
+            raise HandOver
         if self.budget_seconds is not None and time.monotonic() - self.started > self.budget_seconds:
             log.info("the %.1f-minute budget is spent: no new trials", self.budget_seconds / 60)
-            self.stop_new_trials()
-        elif self.trials_per_process is not None and self.trials_run >= self.trials_per_process:
-            log.info("this worker ran %d trials: handing over to a fresh process", self.trials_run)
-            self.recycled = True
-            self.stop_new_trials()
+            # The oracle reports STOPPED once it holds max_trials trials. max_trials is not part
+            # of KerasTuner's saved state, so the next process starts with the configured one.
+            self.oracle.max_trials = max(len(self.oracle.trials), 1)
 
 
 def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +92,7 @@ def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> di
 def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     """best/: the best trial's config (runnable), model, labels and metrics."""
     best = tuner.oracle.get_best_trials(1)
-    if not best:
+    if not best or best[0].status != "COMPLETED":
         return None
     trial_dir = Path(tuner.get_trial_dir(best[0].trial_id))
     source = trial_dir if (trial_dir / "model.keras").exists() else trial_dir / "execution_0"
@@ -114,32 +113,25 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     return out
 
 
-def supervise_workers(run_dir: Path) -> None:
-    """Run the same command in worker processes, each replaced after `search.recycle_every` trials.
-
-    Memory that TensorFlow keeps after a trial goes away with its process; each
-    new worker resumes the search from KerasTuner's state on disk.
-    """
-    for number in itertools.count(1):
-        args = [a for a in sys.argv[1:] if not a.startswith("hydra.run.dir=")]
-        command = [sys.executable, "-m", "imgexp", *args, "search.worker=true",
-                   f"hydra.run.dir={run_dir / 'workers' / str(number)}"]
-        log.info("starting search worker %d", number)
-        code = subprocess.run(command).returncode
-        if code == 0:
-            return
-        if code != EXIT_RECYCLE:
-            sys.exit(code)  # the worker has said what went wrong
-
-
 def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any],
                run_dir: Path | None = None) -> float | None:
-    """Run (or resume) the search the config describes; return the best objective value."""
+    """Run (or resume) the search the config describes; return the best objective value.
+
+    One process, or (search.distributed) a KerasTuner chief or worker; the chief
+    and a single process end with the ranked table and `best/`.
+    """
     from imgexp.compare import compare, print_table
 
-    if cfg.search.recycle_every > 0 and not cfg.search.worker:
-        supervise_workers(run_dir or Path.cwd())
+    dist = cfg.search.distributed
+    role = distributed.role_of(dist)
+    run_dir = run_dir or Path.cwd()
+    if cfg.search.worker:
+        workers.die_with_parent()
+    elif cfg.search.recycle_every > 0 and role is None:
+        workers.supervise_recycled(run_dir)
         return None
+    if role is Role.worker:
+        distributed.connect_as_worker(dist)
 
     tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
     base = base_overrides(task_overrides)
@@ -148,22 +140,25 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
                                     compose, base)
     search_dir = Path(cfg.search.dir).absolute() / search_name(cfg, choices)
     log.info("search in %s over %s", search_dir, ", ".join(space.keys))
+    overwrite = bool(cfg.search.overwrite) and role is not Role.worker  # only the chief may start over
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
-                          tuner_cfg.executions_per_trial, cfg.trainer.seed, bool(cfg.search.overwrite))
-    if tuner_cfg.budget_minutes is not None:
-        tuner.budget_seconds = tuner_cfg.budget_minutes * 60
-    if cfg.search.worker:
+                          tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite)
+    budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
+    if cfg.search.worker and cfg.search.recycle_every > 0:
         tuner.trials_per_process = cfg.search.recycle_every
-    stopped_early = None
-    try:
-        tuner.search(verbose=0)
-    except RuntimeError as err:  # KerasTuner: too many consecutive failed trials
-        if "consecutive failures" not in str(err):
-            raise
+
+    if role is Role.chief:
+        local = LocalWorkers(dist.local_workers, run_dir, dist.max_restarts) if dist.local_workers else None
+        address = "127.0.0.1:0" if local else dist.address
+        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local, tuner.describe_ended)
+    else:
+        tuner.budget_seconds = budget if role is None else None  # workers: the chief keeps the budget
+        stopped_early = search_here(tuner, dist.address)
+    if role is Role.worker:
+        return None  # the chief ranks the trials and exports the best
+    if stopped_early:
         stopped_early = (f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
-                         f"(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
-    if tuner.recycled and not stopped_early:
-        sys.exit(EXIT_RECYCLE)  # the supervisor starts a fresh worker, which resumes the search
+                         "(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
     table, _ = compare([search_dir], tuner_cfg.objective.value)
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
     best_dir = export_best(tuner, search_dir)
@@ -173,3 +168,21 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
         raise UserError(stopped_early)
     best = tuner.oracle.get_best_trials(1)
     return best[0].score if best else None
+
+
+def search_here(tuner: BudgetedTuner, chief_address: str | None) -> str | None:
+    """Run trials in this process until the oracle stops; return why it stopped early, if it did."""
+    import grpc
+
+    try:
+        tuner.search(verbose=0)
+    except HandOver:
+        sys.exit(workers.EXIT_RECYCLE)  # the supervisor starts a fresh worker, which resumes the search
+    except grpc.RpcError as err:
+        raise UserError(f"the chief at {chief_address} stopped answering ({err.code().name}); start it again "
+                        "with the same command (it resumes the search), then this worker") from None
+    except RuntimeError as err:  # KerasTuner: too many consecutive failed trials
+        if "consecutive failures" not in str(err):
+            raise
+        return str(err).splitlines()[0]
+    return None

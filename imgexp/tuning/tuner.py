@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from imgexp.compose import compose_config
 from imgexp.errors import UserError
-from imgexp.tracking.records import FAILED_FILE, write_config, write_failure
+from imgexp.tracking.records import FAILED_FILE, read_run, write_config, write_failure
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
@@ -81,9 +81,21 @@ class RunTuner(BaseTuner):
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
         self.trials_run += 1
-        log_trial(self.search_dir, trial, time.monotonic() - self.trial_started)
-        log.info(progress_line(self.oracle, trial, self.trial_overrides(trial)[len(self.base):],
-                               time.monotonic() - self.started, self.trials_run))
+        log_trial(self.search_dir, trial, time.monotonic() - self.trial_started, self.tuner_id)
+        if self._is_worker():  # its oracle lives in the chief, which reports the search's progress
+            log.info("trial [%s] %s -> %s", trial.trial_id, " ".join(self.trial_values(trial)),
+                     outcome(trial, self.oracle.objective.name))
+        else:
+            log.info(self.describe_ended(trial, time.monotonic() - self.started, self.trials_run))
+
+    def trial_values(self, trial) -> list[str]:
+        """The overrides that make this trial differ from the others."""
+        return self.trial_overrides(trial)[len(self.base):]
+
+    def describe_ended(self, trial, elapsed: float, ended_here: int) -> str:
+        if trial.status == "FAILED" and not trial.message:  # a worker's message does not travel to the chief
+            trial.message = read_run(Path(self.get_trial_dir(trial.trial_id))).error
+        return progress_line(self.oracle, trial, self.trial_values(trial), elapsed, ended_here)
 
     # Trials are runs that save their own model.keras; KerasTuner's hooks for models are not used.
     def save_model(self, trial_id, model, step=0):  # pragma: no cover - never called by this tuner
@@ -102,28 +114,34 @@ def resident_memory_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def log_trial(search_dir: Path, trial, seconds: float) -> None:
-    """One JSON line per trial run in this process: wall time, status and memory afterwards."""
+def log_trial(search_dir: Path, trial, seconds: float, tuner_id: str) -> None:
+    """One JSON line per trial run: who ran it, wall time, status and memory afterwards."""
     from imgexp.data import in_memory
 
     entry = {"trial_id": trial.trial_id, "status": trial.status, "seconds": round(seconds, 3),
-             "rss_mb": resident_memory_mb(), "pid": os.getpid(), "decode_passes": in_memory.decode_passes,
-             "time": time.time()}
+             "rss_mb": resident_memory_mb(), "pid": os.getpid(), "tuner_id": tuner_id,
+             "decode_passes": in_memory.decode_passes, "time": time.time()}
     with (search_dir / "trials.jsonl").open("a") as f:
         f.write(json.dumps(entry) + "\n")
 
 
-def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, run_here: int) -> str:
+def outcome(trial, objective: str) -> str:
+    """`val_accuracy=0.9500`, or the trial's status and the last line of its error."""
+    if trial.metrics.exists(objective):
+        return f"{objective}={trial.metrics.get_best_value(objective):.4f}"
+    last_line = (trial.message or "").strip().splitlines()[-1:]
+    return f"{trial.status.lower()}: {last_line[0] if last_line else ''}"
+
+
+def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, ended_here: int) -> str:
     """trial i of N, its values, its score, best so far, elapsed and ETA."""
-    done = len([t for t in oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
+    ended = oracle.end_order
+    done = ended.index(trial.trial_id) + 1 if trial.trial_id in ended else len(ended) + 1
     total = oracle.max_trials
-    name = oracle.objective.name
-    score = trial.metrics.get_best_value(name) if trial.metrics.exists(name) else None
     best = oracle.get_best_trials(1)
-    best_score = best[0].metrics.get_best_value(name) if best else None
-    eta = f"{elapsed / run_here * (total - done) / 60:.1f} min" if total and run_here else "?"
-    score_text = f"{name}={score:.4f}" if score is not None else f"{trial.status.lower()}: {(trial.message or '').strip().splitlines()[-1:] or ''}"
+    best_score = best[0].score if best and best[0].score is not None else None
+    eta = f"{elapsed / ended_here * (total - done) / 60:.1f} min" if total and ended_here else "?"
     best_text = f"{best_score:.4f}" if best_score is not None else "-"
     of = f" of {total}" if total else ""
-    return (f"trial {done}{of} [{trial.trial_id}] {' '.join(values)} -> {score_text}; "
+    return (f"trial {done}{of} [{trial.trial_id}] {' '.join(values)} -> {outcome(trial, oracle.objective.name)}; "
             f"best {best_text}; elapsed {elapsed / 60:.1f} min, ETA {eta}")

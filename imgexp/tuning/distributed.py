@@ -1,0 +1,183 @@
+"""KerasTuner's chief/worker mode, driven by `search.distributed`.
+
+The chief holds the oracle and serves it over gRPC with KerasTuner's own
+`OracleServicer`; workers are ordinary `RunTuner`s whose oracle KerasTuner
+replaces with an `OracleClient` when `KERASTUNER_*` is set. imgexp adds what a
+long search needs around that engine: a chief loop that reports each finished
+trial and says what it is waiting for, a one-line error when a worker cannot
+reach its chief, and (`local_workers`) a supervisor that restarts a dead worker
+under the same tuner id, so KerasTuner hands it the trial it was running.
+"""
+
+import logging
+import os
+import socket
+import time
+from concurrent import futures
+from typing import Callable
+
+from imgexp.config import DistributedConfig, Role
+from imgexp.errors import UserError
+
+log = logging.getLogger("imgexp.search")
+
+POLL_SECONDS = 0.5
+
+
+def parse_address(address: str | None, key: str = "search.distributed.address") -> tuple[str, int]:
+    host, _, port = (address or "").rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"{key}={address}: give HOST:PORT, e.g. {key}=chief-host:8000")
+    return host, int(port)
+
+
+def role_of(dist: DistributedConfig) -> Role | None:
+    """This process's role (chief for local_workers); check the settings go together."""
+    if dist.local_workers < 0 or dist.max_restarts < 0:
+        raise UserError("search.distributed.local_workers and search.distributed.max_restarts must be >= 0")
+    if dist.local_workers > 0:
+        if dist.role is not None:
+            raise UserError(f"search.distributed.local_workers={dist.local_workers} starts its own chief and workers; "
+                            f"leave search.distributed.role unset (it is {dist.role.value})")
+        return Role.chief
+    if dist.role is not None:
+        parse_address(dist.address)
+    return dist.role
+
+
+def default_tuner_id() -> str:
+    """One worker per machine by default; a worker restarted there takes over its unfinished trial."""
+    return f"worker-{socket.gethostname()}"
+
+
+def connect_as_worker(dist: DistributedConfig) -> str:
+    """Point KerasTuner at the chief (its environment variables) and wait until it answers."""
+    import grpc
+    from keras_tuner.src.distribute import oracle_client
+
+    host, port = parse_address(dist.address)
+    tuner_id = dist.tuner_id or os.environ.get("KERASTUNER_TUNER_ID") or default_tuner_id()
+    if "chief" in tuner_id:  # KerasTuner would take this process for the chief
+        raise UserError(f"search.distributed.tuner_id={tuner_id}: a worker's name must not contain 'chief'")
+    os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
+    # KerasTuner waits up to an hour on every call; a chief that is gone should not keep a worker that long.
+    oracle_client.TIMEOUT = dist.connect_timeout
+    log.info("worker %s: connecting to the chief at %s", tuner_id, dist.address)
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=dist.connect_timeout)
+        except grpc.FutureTimeoutError:
+            raise UserError(
+                f"search.distributed.address={dist.address}: no chief answered within {dist.connect_timeout:g} s; "
+                "start the chief first (search.distributed.role=chief) or fix the address") from None
+    return tuner_id
+
+
+def start_oracle_server(oracle, address: str):
+    """KerasTuner's OracleServicer on `address` (port 0: any free port); returns (server, servicer, port)."""
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        raise UserError(f"search.distributed.address={address}: cannot listen there (port in use, or not this "
+                        "machine's address); choose another port or the chief machine's own address")
+    server.start()
+    return server, servicer, port
+
+
+def stop_on_failures_instead_of_raising(oracle) -> dict[str, str]:
+    """KerasTuner raises inside the gRPC call when too many trials fail in a row, which leaves the
+    chief waiting on that trial forever; here the oracle stops handing out trials instead."""
+    stopped: dict[str, str] = {}
+    check = oracle._check_consecutive_failures
+
+    def check_and_stop() -> None:
+        try:
+            check()
+        except RuntimeError as err:
+            stopped["message"] = str(err).splitlines()[0]
+            oracle.max_trials = max(len(oracle.trials), 1)
+
+    oracle._check_consecutive_failures = check_and_stop
+    return stopped
+
+
+class ChiefStatus:
+    """What the chief says while it serves: each finished trial, and now and then what it waits for."""
+
+    def __init__(self, oracle, describe: Callable, address: str, status_every: float):
+        self.oracle, self.describe, self.address, self.status_every = oracle, describe, address, status_every
+        self.started = time.monotonic()
+        self.reported = self.at_start = len(oracle.end_order)
+        self.last_status = self.started
+        self.running_since: dict[str, float] = {}
+
+    def update(self) -> None:
+        now = time.monotonic()
+        ongoing = {trial.trial_id: tuner_id for tuner_id, trial in list(self.oracle.ongoing_trials.items())}
+        for trial_id in ongoing:
+            self.running_since.setdefault(trial_id, now)
+        for trial_id in self.oracle.end_order[self.reported:]:
+            self.running_since.pop(trial_id, None)
+            log.info(self.describe(self.oracle.trials[trial_id], now - self.started,
+                                   len(self.oracle.end_order) - self.at_start))
+        self.reported = len(self.oracle.end_order)
+        if now - self.last_status >= self.status_every:
+            self.last_status = now
+            log.info(self.waiting_line(ongoing, now))
+
+    def waiting_line(self, ongoing: dict[str, str], now: float) -> str:
+        done = len(self.oracle.end_order)
+        of = f" of {self.oracle.max_trials}" if self.oracle.max_trials else ""
+        if not ongoing:
+            return f"{done}{of} trials done; waiting for workers to ask the chief at {self.address} for trials"
+        running = ", ".join(f"trial {trial_id} on {tuner_id} for {(now - self.running_since[trial_id]) / 60:.1f} min"
+                            for trial_id, tuner_id in sorted(ongoing.items()))
+        return (f"{done}{of} trials done; waiting for {running} (a worker that died: start it again with the same "
+                "search.distributed.tuner_id and it takes its trial over)")
+
+
+def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
+          workers=None, describe: Callable | None = None) -> str | None:
+    """Serve the tuner's oracle until every trial has ended; return why it stopped early, if it did.
+
+    `workers` (local mode) is started once the server listens and checked every poll.
+    """
+    from keras_tuner.src.distribute.oracle_chief import exit_chief
+
+    oracle = tuner.oracle
+    oracle.verbose = 0  # the chief reports trials itself, one line each
+    stopped = stop_on_failures_instead_of_raising(oracle)
+    server, servicer, port = start_oracle_server(oracle, address)
+    host = address.rpartition(":")[0]
+    log.info("chief: serving the search on %s:%d", host, port)
+    status = ChiefStatus(oracle, describe or (lambda trial, *_: f"trial {trial.trial_id}: {trial.status}"),
+                         f"{host}:{port}", status_every)
+    finished = False
+    try:
+        if workers is not None:
+            workers.start(f"{host}:{port}")
+        while not (servicer.stop_triggered and exit_chief(oracle)):
+            time.sleep(POLL_SECONDS)
+            status.update()
+            if budget_seconds is not None and time.monotonic() - status.started > budget_seconds \
+                    and (oracle.max_trials is None or oracle.max_trials > len(oracle.trials)):
+                log.info("the %.1f-minute budget is spent: no new trials", budget_seconds / 60)
+                oracle.max_trials = max(len(oracle.trials), 1)
+            if workers is not None:
+                workers.check(oracle)
+        status.update()
+        finished = True
+    finally:
+        server.stop(grace=2)
+        if workers is not None:
+            workers.stop(grace=15 if finished else 0)  # finished: workers are on their way out
+    return stopped.get("message")
