@@ -146,7 +146,7 @@ class TunerConfig:
     max_trials: int = 10  # random, bayesian, grid (hyperband sizes itself from max_epochs)
     objective: Monitor = Monitor.val_accuracy
     executions_per_trial: int = 1  # runs per trial, seeds trainer.seed + i, metrics averaged
-    seed: int = 0
+    seed: Optional[int] = 42  # the oracle's random seed; null: a new one each search (KerasTuner takes 0 as null)
     max_retries_per_trial: int = 0  # re-runs of a trial that raised an unexpected error
     max_consecutive_failed_trials: int = 3  # the search stops after this many failures in a row
     budget_minutes: Optional[float] = None  # no new trial starts once this much time is spent

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,3 +65,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: s
     """`python -m imgexp ARGS` in a fresh process, as a user runs it."""
     return subprocess.run(cli_command(*args, module=module), cwd=cwd, env=cli_env(), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -> list[str]:
+    """A search over `space`, written as search_space=test in a config dir of the test's own."""
+    (tmp_path / "conf" / "search_space").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "conf" / "search_space" / "test.yaml").write_text(yaml.safe_dump(space))
+    return ["--config-dir", str(tmp_path / "conf"), f"tuner={tuner}", "search_space=test",
+            f"search.dir={tmp_path / 'search'}", *TINY, "trainer.epochs=1", *extra]
+
+
+def trial_dirs(search_dir: Path) -> list[Path]:
+    return sorted(search_dir.glob("trial_*"))

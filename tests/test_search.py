@@ -4,26 +4,13 @@ import json
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import TINY, cli_command, cli_env, run_cli
+from conftest import cli_command, cli_env, run_cli, search_args, trial_dirs
 from tbread import hparams_session
-
-
-def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -> list[str]:
-    """A search over `space`, written as search_space=test in a config dir of the test's own."""
-    (tmp_path / "conf" / "search_space").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "conf" / "search_space" / "test.yaml").write_text(yaml.safe_dump(space))
-    return ["--config-dir", str(tmp_path / "conf"), f"tuner={tuner}", "search_space=test",
-            f"search.dir={tmp_path / 'search'}", *TINY, "trainer.epochs=1", *extra]
-
-
-def trial_dirs(search_dir: Path) -> list[Path]:
-    return sorted(search_dir.glob("trial_*"))
 
 
 @pytest.fixture(scope="module")

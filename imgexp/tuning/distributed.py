@@ -113,8 +113,9 @@ def stop_on_failures_instead_of_raising(oracle) -> dict[str, str]:
 class ChiefStatus:
     """What the chief says while it serves: each finished trial, and now and then what it waits for."""
 
-    def __init__(self, oracle, describe: Callable, address: str, status_every: float):
+    def __init__(self, oracle, describe: Callable, address: str, status_every: float, supervised: bool):
         self.oracle, self.describe, self.address, self.status_every = oracle, describe, address, status_every
+        self.supervised = supervised  # local workers are restarted by imgexp, remote ones by their user
         self.started = time.monotonic()
         self.reported = self.at_start = len(oracle.end_order)
         self.last_status = self.started
@@ -141,8 +142,9 @@ class ChiefStatus:
             return f"{done}{of} trials done; waiting for workers to ask the chief at {self.address} for trials"
         running = ", ".join(f"trial {trial_id} on {tuner_id} for {(now - self.running_since[trial_id]) / 60:.1f} min"
                             for trial_id, tuner_id in sorted(ongoing.items()))
-        return (f"{done}{of} trials done; waiting for {running} (a worker that died: start it again with the same "
-                "search.distributed.tuner_id and it takes its trial over)")
+        hint = "" if self.supervised else (" (a worker that died: start it again with the same "
+                                           "search.distributed.tuner_id and it takes its trial over)")
+        return f"{done}{of} trials done; waiting for {running}{hint}"
 
 
 def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
@@ -160,7 +162,7 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
     host = address.rpartition(":")[0]
     log.info("chief: serving the search on %s:%d", host, port)
     status = ChiefStatus(oracle, describe or (lambda trial, *_: f"trial {trial.trial_id}: {trial.status}"),
-                         f"{host}:{port}", status_every)
+                         f"{host}:{port}", status_every, supervised=workers is not None)
     finished = False
     try:
         if workers is not None:

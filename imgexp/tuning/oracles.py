@@ -5,6 +5,7 @@ import functools
 import keras_tuner as kt
 
 from imgexp.config import TunerConfig
+from imgexp.errors import UserError
 
 
 class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -29,6 +30,9 @@ class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
 
 
 def make_oracle(tuner: TunerConfig, hyperparameters: kt.HyperParameters) -> kt.Oracle:
+    if tuner.seed == 0:
+        raise UserError("tuner.seed=0: KerasTuner takes 0 as 'pick a seed at random'; "
+                        "use another number, or null for a random one")
     objective = kt.Objective(tuner.objective.value, "min" if tuner.objective.value == "val_loss" else "max")
     common = dict(objective=objective, hyperparameters=hyperparameters, seed=tuner.seed,
                   tune_new_entries=False, allow_new_entries=False,
