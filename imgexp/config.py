@@ -117,6 +117,12 @@ class OptimizerConfig:
     nesterov: bool = False  # sgd
 
 
+class Strategy(str, Enum):
+    default = "default"  # one device
+    mirrored = "mirrored"  # tf.distribute.MirroredStrategy over the visible GPUs (or logical CPUs)
+    # No multi_worker_mirrored: Keras 3's model.fit fails under it (keras-team/keras#20585).
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 20
@@ -129,6 +135,7 @@ class TrainerConfig:
     fine_tune_epochs: int = 0  # > 0: head first, then unfreeze from model.fine_tune_at
     fine_tune_lr_factor: float = 0.1  # learning rate multiplier for the fine-tune phase
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
+    strategy: Strategy = Strategy.default  # mirrored: data parallel over this machine's devices
 
 
 class TunerName(str, Enum):

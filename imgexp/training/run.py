@@ -33,6 +33,7 @@ from imgexp.tracking.plots import plot_confusion_matrix, plot_history
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.fit import BEST_WEIGHTS, HISTORY_FILE, train
 from imgexp.training.history import best_row, read_history
+from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[
     labels, probabilities = [], []
     for images, y in ds:
         labels.append(y.numpy())
-        probabilities.append(np.asarray(model.predict_on_batch(images)))
+        # A plain call, not predict_on_batch: under MirroredStrategy Keras 3.15's predict_on_batch
+        # hands every replica the whole batch and returns their outputs stacked (2x the rows).
+        probabilities.append(np.asarray(model(images, training=False)))
     y_true, probs = np.concatenate(labels), np.concatenate(probabilities)
     targets = y_true[:, None] if head.units == 1 else y_true  # binary cross-entropy wants equal ranks
     loss = float(np.mean(keras.losses.get(head.loss)(targets, probs)))
@@ -120,13 +123,16 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
                      len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
             train_ds, val_ds = make_datasets(cfg, source)
             head = choose_head(source.num_classes, cfg.model.head.value)
-            model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
-            if not resumed:
-                samples = next(iter(train_ds))[0].numpy()
-                recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
-            steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
-            fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps)
+            strategy = distribution_strategy(cfg.trainer.strategy)
+            with strategy.scope():  # the model's variables live on the strategy's devices
+                model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
+                if not resumed:
+                    samples = next(iter(train_ds))[0].numpy()
+                    recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
+                steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
+                fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder)
+            metrics["replicas"] = strategy.num_replicas_in_sync
         except BaseException:
             recorder.end_session(success=False)
             recorder.close()
