@@ -77,8 +77,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:
     """One multirun job: a failure is recorded in its folder and the sweep goes on."""
-    from imgexp.tracking.records import write_failure
+    from imgexp.tracking.records import read_run, write_failure
 
+    done = read_run(run_dir)
+    if done.status == "finished":  # the same sweep run again (the guard checked): keep what it made
+        log.info("job %s finished before; kept as it is", run_dir)
+        return done.metrics["val_accuracy"]
     try:
         return run_job(cfg, run_dir, choices, record_failures=True)["val_accuracy"]
     except UserError as err:
@@ -111,6 +115,19 @@ def describe_config_error(err: Exception) -> str:
     return msg
 
 
+# Launchers' errors for a job process that died (killed, out of memory): no traceback needed.
+LAUNCHER_JOB_DIED = {"TerminatedWorkerError": "a joblib worker process died",
+                     "UncompletedJobError": "a submitit job ended without finishing"}
+
+
+def describe_launcher_failure(err: Exception) -> str | None:
+    what = LAUNCHER_JOB_DIED.get(type(err).__name__)
+    if what is None:
+        return None
+    return (f"{what}, so the sweep stopped ({str(err).strip().splitlines()[0]}); jobs that finished are kept: "
+            "run the same command with hydra.sweep.dir=<the sweep output dir above> to run the rest")
+
+
 def main() -> None:
     """Console entry: user errors end in one line and exit 2; bugs still raise."""
     # Hydra would print config errors over several lines; have it raise so we can say one.
@@ -122,6 +139,11 @@ def main() -> None:
         exit_with(str(err))
     except (HydraException, OmegaConfBaseException) as err:
         exit_with(describe_config_error(err))
+    except Exception as err:
+        message = describe_launcher_failure(err)
+        if message is None:
+            raise  # a bug: keep its traceback
+        exit_with(message)
 
 
 if __name__ == "__main__":

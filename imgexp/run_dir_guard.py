@@ -36,3 +36,15 @@ class RunDirGuard(Callback):
                 f"{run_dir} holds an interrupted run with other settings ({saved}); "
                 "run the same command to resume it, or choose another hydra.run.dir"
             )
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep dir is reused only by the same sweep, which then finishes the jobs it lacks."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        saved = sweep_dir / "multirun.yaml"
+        if not saved.exists():
+            return
+        before = OmegaConf.load(saved)
+        if (list(before.hydra.overrides.task) != list(config.hydra.overrides.task)
+                or task_config(before) != task_config(config)):
+            exit_with(f"{sweep_dir} holds another sweep ({saved}); run that sweep's own command to finish it, "
+                      "or choose another hydra.sweep.dir")
