@@ -11,7 +11,7 @@ ImageDataGenerator = pytest.importorskip("keras.src.legacy.preprocessing.image")
 pytest.importorskip("scipy")  # ImageDataGenerator resamples with scipy.ndimage
 
 
-def test_images(size=48):
+def sample_images(size=48):
     rng = np.random.default_rng(0)
     image = rng.uniform(0, 40, (size, size, 3)).astype(np.float32)
     image[5:15, 10:40] = 255.0
@@ -33,7 +33,7 @@ def test_images(size=48):
     ],
 )
 def test_one_resampling_matches_image_data_generator(params):
-    image = test_images()
+    image = sample_images()
     expected = ImageDataGenerator(fill_mode="nearest").apply_transform(image, params)
     # ImageDataGenerator's tx shifts x (columns), ty shifts y (rows), in pixels.
     transform = affine_transforms(
@@ -49,7 +49,7 @@ def test_one_resampling_matches_image_data_generator(params):
 
 def test_random_affine_is_seeded_and_bounded():
     layer = RandomAffine(rotation=40, width_shift=0.2, height_shift=0.2, shear=0.2, zoom=0.2, horizontal_flip=True)
-    batch = tf.constant(np.stack([test_images()] * 4))
+    batch = tf.constant(np.stack([sample_images()] * 4))
     seed = tf.constant([3, 4])
     first, again = layer(batch, seed=seed), layer(batch, seed=seed)
     np.testing.assert_array_equal(first, again)
@@ -60,6 +60,6 @@ def test_random_affine_is_seeded_and_bounded():
 
 
 def test_no_augmentation_is_identity():
-    batch = tf.constant(test_images()[None])
+    batch = tf.constant(sample_images()[None])
     assert RandomAffine().is_identity
     np.testing.assert_array_equal(RandomAffine()(batch, seed=tf.constant([0, 0])), batch)

@@ -143,6 +143,18 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_completes(tmp_pat
     assert "6 trials in" in output
 
 
+def test_failing_trials_stop_a_distributed_search_in_one_line(tmp_path):
+    """KerasTuner raises inside the chief's gRPC call here; imgexp stops handing out trials instead."""
+    args = search_args(tmp_path, {"model.dropout": [1.5, 2.0]}, "tuner.max_trials=6",
+                       "tuner.max_consecutive_failed_trials=2", "search.distributed.local_workers=2", tuner="random")
+    result = run_cli(*args, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    assert len(errors) == 1 and "stopped after 2 failed trials in a row" in errors[0]
+    assert "must be in [0, 1)" in result.stdout + result.stderr  # each failure's reason, as the chief reports it
+    assert len(trial_dirs(tmp_path / "search" / "random-test")) < 6
+
+
 def test_a_worker_without_a_chief_says_so_in_one_line(tmp_path):
     result = run_cli(*search_args(tmp_path, SPACE, tuner="random"), "search.distributed.role=worker",
                      f"search.distributed.address=127.0.0.1:{free_port()}", "search.distributed.connect_timeout=2",

@@ -148,7 +148,7 @@ class ChiefStatus:
 
 
 def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
-          workers=None, describe: Callable | None = None) -> str | None:
+          workers=None) -> str | None:
     """Serve the tuner's oracle until every trial has ended; return why it stopped early, if it did.
 
     `workers` (local mode) is started once the server listens and checked every poll.
@@ -161,8 +161,7 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
     server, servicer, port = start_oracle_server(oracle, address)
     host = address.rpartition(":")[0]
     log.info("chief: serving the search on %s:%d", host, port)
-    status = ChiefStatus(oracle, describe or (lambda trial, *_: f"trial {trial.trial_id}: {trial.status}"),
-                         f"{host}:{port}", status_every, supervised=workers is not None)
+    status = ChiefStatus(oracle, tuner.describe_ended, f"{host}:{port}", status_every, supervised=workers is not None)
     finished = False
     try:
         if workers is not None:

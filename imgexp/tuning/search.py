@@ -150,7 +150,7 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     if role is Role.chief:
         local = LocalWorkers(dist.local_workers, run_dir, dist.max_restarts) if dist.local_workers else None
         address = "127.0.0.1:0" if local else dist.address
-        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local, tuner.describe_ended)
+        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local)
     else:
         tuner.budget_seconds = budget if role is None else None  # workers: the chief keeps the budget
         stopped_early = search_here(tuner, dist.address)
