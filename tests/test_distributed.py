@@ -177,3 +177,11 @@ def test_distributed_settings_that_do_not_fit_fail_in_one_line(tmp_path, overrid
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+
+
+def test_local_workers_get_one_gpu_each_in_turn(tmp_path, monkeypatch):
+    from imgexp.tuning.workers import LocalWorkers
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    workers = LocalWorkers(3, tmp_path, max_restarts=1)
+    assert [(w.tuner_id, w.gpu) for w in workers.workers] == [("worker1", "3"), ("worker2", "5"), ("worker3", "3")]

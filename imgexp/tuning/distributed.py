@@ -93,17 +93,20 @@ def start_oracle_server(oracle, address: str):
     return server, servicer, port
 
 
-def stop_on_failures_instead_of_raising(oracle) -> dict[str, str]:
+def stop_on_failures_instead_of_raising(oracle) -> list[str]:
     """KerasTuner raises inside the gRPC call when too many trials fail in a row, which leaves the
-    chief waiting on that trial forever; here the oracle stops handing out trials instead."""
-    stopped: dict[str, str] = {}
+    chief waiting on that trial forever; here the oracle stops handing out trials instead.
+
+    Returns a list that holds KerasTuner's message once that happened.
+    """
+    stopped: list[str] = []
     check = oracle._check_consecutive_failures
 
     def check_and_stop() -> None:
         try:
             check()
         except RuntimeError as err:
-            stopped["message"] = str(err).splitlines()[0]
+            stopped.append(str(err))
             oracle.max_trials = max(len(oracle.trials), 1)
 
     oracle._check_consecutive_failures = check_and_stop
@@ -148,8 +151,8 @@ class ChiefStatus:
 
 
 def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
-          workers=None) -> str | None:
-    """Serve the tuner's oracle until every trial has ended; return why it stopped early, if it did.
+          workers=None) -> bool:
+    """Serve the tuner's oracle until every trial has ended; True if too many failed in a row.
 
     `workers` (local mode) is started once the server listens and checked every poll.
     """
@@ -181,4 +184,4 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
         server.stop(grace=2)
         if workers is not None:
             workers.stop(grace=15 if finished else 0)  # finished: workers are on their way out
-    return stopped.get("message")
+    return bool(stopped)

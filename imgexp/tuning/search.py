@@ -120,8 +120,6 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     One process, or (search.distributed) a KerasTuner chief or worker; the chief
     and a single process end with the ranked table and `best/`.
     """
-    from imgexp.compare import compare, print_table
-
     dist = cfg.search.distributed
     role = distributed.role_of(dist)
     run_dir = run_dir or Path.cwd()
@@ -156,22 +154,27 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
         stopped_early = search_here(tuner, dist.address)
     if role is Role.worker:
         return None  # the chief ranks the trials and exports the best
-    if stopped_early:
-        stopped_early = (f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
-                         "(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
+    return report(tuner, search_dir, tuner_cfg, stopped_early)
+
+
+def report(tuner: BudgetedTuner, search_dir: Path, tuner_cfg: TunerConfig, stopped_early: bool) -> float | None:
+    """The ranked table and best/; the best score, or one line if too many trials failed in a row."""
+    from imgexp.compare import compare, print_table
+
     table, _ = compare([search_dir], tuner_cfg.objective.value)
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
     best_dir = export_best(tuner, search_dir)
     if best_dir:
         log.info("best trial: %s (python -m imgexp --config-dir %s --config-name best)", best_dir, best_dir)
     if stopped_early:
-        raise UserError(stopped_early)
+        raise UserError(f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
+                        "(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
     best = tuner.oracle.get_best_trials(1)
     return best[0].score if best else None
 
 
-def search_here(tuner: BudgetedTuner, chief_address: str | None) -> str | None:
-    """Run trials in this process until the oracle stops; return why it stopped early, if it did."""
+def search_here(tuner: BudgetedTuner, chief_address: str | None) -> bool:
+    """Run trials in this process until the oracle stops; True if too many failed in a row."""
     import grpc
 
     try:
@@ -184,5 +187,5 @@ def search_here(tuner: BudgetedTuner, chief_address: str | None) -> str | None:
     except RuntimeError as err:  # KerasTuner: too many consecutive failed trials
         if "consecutive failures" not in str(err):
             raise
-        return str(err).splitlines()[0]
-    return None
+        return True
+    return False
