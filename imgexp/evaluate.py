@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 
 from imgexp.errors import UserError
-from imgexp.finished_run import FinishedRun, open_run
+from imgexp.finished_run import BEST_CONFIG_FILE, FinishedRun, open_run
 
-CONFIG_FILES = (".hydra/config.yaml", "best.yaml")  # a run's own, or a search's best/
+CONFIG_FILES = (".hydra/config.yaml", BEST_CONFIG_FILE)  # a run's own, or a search's best/
 
 
 def run_config(run: FinishedRun) -> dict:

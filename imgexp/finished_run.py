@@ -12,6 +12,7 @@ from pathlib import Path
 from imgexp.errors import UserError
 
 MODEL_FILE = "model.keras"
+BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: the best trial's config, runnable with --config-name best
 RESIZE_LAYER = "resize"  # imgexp.models.serving: the saved model's first layer
 
 

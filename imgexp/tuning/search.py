@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
+from imgexp.finished_run import BEST_CONFIG_FILE, MODEL_FILE
 from imgexp.tracking.hparams import CONFIG_GROUPS
 from imgexp.tuning import distributed, workers
 from imgexp.tuning.oracles import make_oracle
@@ -95,17 +96,17 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     if not best or best[0].status != "COMPLETED":
         return None
     trial_dir = Path(tuner.get_trial_dir(best[0].trial_id))
-    source = trial_dir if (trial_dir / "model.keras").exists() else trial_dir / "execution_0"
+    source = trial_dir if (trial_dir / MODEL_FILE).exists() else trial_dir / "execution_0"
     out = search_dir / "best"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for name in ("model.keras", "labels.json", "metrics.json", "history.csv", "history.png", "confusion_matrix.png"):
+    for name in (MODEL_FILE, "labels.json", "metrics.json", "history.csv", "history.png", "confusion_matrix.png"):
         if (source / name).exists():
             shutil.copy2(source / name, out / name)
     overrides = tuner.trial_overrides(best[0])
     cfg, choices = compose_config(overrides)
     config = runnable_config(OmegaConf.to_container(cfg, enum_to_str=True), choices)
-    (out / "best.yaml").write_text(
+    (out / BEST_CONFIG_FILE).write_text(
         f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
         f"#   python -m imgexp --config-dir {out} --config-name best\n"
         + yaml.safe_dump(config, sort_keys=False))
