@@ -155,6 +155,32 @@ def test_failing_trials_stop_a_distributed_search_in_one_line(tmp_path):
     assert len(trial_dirs(tmp_path / "search" / "random-test")) < 6
 
 
+def test_a_worker_whose_chief_dies_stops_in_one_line(tmp_path):
+    args = search_args(tmp_path, SPACE, "tuner.max_trials=4", "trainer.epochs=3", tuner="random")
+    address = f"127.0.0.1:{free_port()}"
+    chief = subprocess.Popen(cli_command(*args, "search.distributed.role=chief", f"search.distributed.address={address}"),
+                             cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(cli_command(*args, "search.distributed.role=worker", f"search.distributed.address={address}",
+                                          "search.distributed.connect_timeout=3"),
+                              cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        oracle = tmp_path / "search" / "random-test" / "oracle.json"
+        while time.monotonic() < deadline and worker.poll() is None:
+            if oracle.exists() and '"ongoing_trials": {"worker-' in oracle.read_text():
+                break
+            time.sleep(0.2)
+        chief.kill()  # mid-trial: the worker learns it when it reports the trial
+        _, err = worker.communicate(timeout=120)
+    finally:
+        for p in (chief, worker):
+            if p.poll() is None:
+                p.kill()
+    assert worker.returncode == 2 and "Traceback" not in err, err[-3000:]
+    errors = [l for l in err.splitlines() if l.startswith("imgexp: error:")]
+    assert len(errors) == 1 and f"the chief at {address} stopped answering" in errors[0]
+
+
 def test_a_worker_without_a_chief_says_so_in_one_line(tmp_path):
     result = run_cli(*search_args(tmp_path, SPACE, tuner="random"), "search.distributed.role=worker",
                      f"search.distributed.address=127.0.0.1:{free_port()}", "search.distributed.connect_timeout=2",

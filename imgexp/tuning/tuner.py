@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 from keras_tuner.engine.base_tuner import BaseTuner
+from keras_tuner.src import config as kt_config
 from omegaconf import OmegaConf
 
 from imgexp.compose import compose_config
@@ -24,6 +25,9 @@ from imgexp.tracking.records import FAILED_FILE, read_run, write_config, write_f
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
+# KerasTuner prints a traceback for every failed trial, a config that cannot train included;
+# imgexp reports those in one line and logs the traceback of real bugs itself (run_trial_config).
+kt_config.DEBUG = False
 
 # Hyperband's own per-trial value; it sets how long the trial trains.
 HYPERBAND_EPOCHS = "tuner/epochs"
@@ -43,7 +47,8 @@ def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
         raise kt.errors.FailedTrialError(str(err)) from err
-    except Exception as err:
+    except Exception as err:  # a bug: its traceback goes to the log, KerasTuner retries or fails the trial
+        log.exception("trial in %s failed", run_dir)
         write_failure(run_dir, f"{type(err).__name__}: {err}")
         raise
     finally:
