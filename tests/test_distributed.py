@@ -83,6 +83,8 @@ def test_chief_and_two_workers_split_six_trials(chief_and_two_workers):
         assert status == api_pb2.STATUS_SUCCESS
     assert "6 trials in" in logs["chief"] and "trial 6 of 6" in logs["chief"]
     assert (search_dir / "best" / "model.keras").is_file()
+    oracle = json.loads((search_dir / "oracle.json").read_text())
+    assert oracle["ongoing_trials"] == {} and len(oracle["end_order"]) == 6, "saved as finished"
 
 
 def test_distributed_search_finds_what_one_process_finds(chief_and_two_workers):

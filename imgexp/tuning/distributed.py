@@ -179,6 +179,9 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
             if workers is not None:
                 workers.check(oracle)
         status.update()
+        # KerasTuner saves the oracle before it lets go of a trial that ended; saved again here,
+        # a finished search does not hand its last trial out again when resumed.
+        tuner.save()
         finished = True
     finally:
         server.stop(grace=2)
