@@ -27,6 +27,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_listening(address: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    host, port = address.rsplit(":", 1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listened on {address} within {timeout} s")
+
+
 def trials_log(search_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (search_dir / "trials.jsonl").read_text().splitlines()]
 
@@ -162,6 +174,7 @@ def test_a_worker_whose_chief_dies_stops_in_one_line(tmp_path):
     address = f"127.0.0.1:{free_port()}"
     chief = subprocess.Popen(cli_command(*args, "search.distributed.role=chief", f"search.distributed.address={address}"),
                              cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_listening(address, chief)  # the worker's short timeout is for the chief's death, not its start
     worker = subprocess.Popen(cli_command(*args, "search.distributed.role=worker", f"search.distributed.address={address}",
                                           "search.distributed.connect_timeout=3"),
                               cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
