@@ -18,6 +18,7 @@ from typing import Callable
 
 from imgexp.config import DistributedConfig, Role
 from imgexp.errors import UserError
+from imgexp.tuning.oracles import stop_if_over_budget, stop_new_trials
 
 log = logging.getLogger("imgexp.search")
 
@@ -50,7 +51,7 @@ def default_tuner_id() -> str:
     return f"worker-{socket.gethostname()}"
 
 
-def connect_as_worker(dist: DistributedConfig) -> str:
+def connect_as_worker(dist: DistributedConfig) -> None:
     """Point KerasTuner at the chief (its environment variables) and wait until it answers."""
     import grpc
     from keras_tuner.src.distribute import oracle_client
@@ -70,7 +71,6 @@ def connect_as_worker(dist: DistributedConfig) -> str:
             raise UserError(
                 f"search.distributed.address={dist.address}: no chief answered within {dist.connect_timeout:g} s; "
                 "start the chief first (search.distributed.role=chief) or fix the address") from None
-    return tuner_id
 
 
 def start_oracle_server(oracle, address: str):
@@ -107,7 +107,7 @@ def stop_on_failures_instead_of_raising(oracle) -> list[str]:
             check()
         except RuntimeError as err:
             stopped.append(str(err))
-            oracle.max_trials = max(len(oracle.trials), 1)
+            stop_new_trials(oracle)
 
     oracle._check_consecutive_failures = check_and_stop
     return stopped
@@ -172,10 +172,7 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
         while not (servicer.stop_triggered and exit_chief(oracle)):
             time.sleep(POLL_SECONDS)
             status.update()
-            if budget_seconds is not None and time.monotonic() - status.started > budget_seconds \
-                    and (oracle.max_trials is None or oracle.max_trials > len(oracle.trials)):
-                log.info("the %.1f-minute budget is spent: no new trials", budget_seconds / 60)
-                oracle.max_trials = max(len(oracle.trials), 1)
+            stop_if_over_budget(oracle, status.started, budget_seconds)
             if workers is not None:
                 workers.check(oracle)
         status.update()

@@ -1,11 +1,15 @@
-"""KerasTuner oracles from the `tuner` config group."""
+"""KerasTuner oracles from the `tuner` config group, and stopping one early."""
 
 import functools
+import logging
+import time
 
 import keras_tuner as kt
 
 from imgexp.config import TunerConfig
 from imgexp.errors import UserError
+
+log = logging.getLogger("imgexp.search")
 
 
 class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
@@ -47,3 +51,23 @@ def make_oracle(tuner: TunerConfig, hyperparameters: kt.HyperParameters) -> kt.O
         return kt.oracles.BayesianOptimizationOracle(
             max_trials=tuner.max_trials, num_initial_points=tuner.num_initial_points, **common)
     return kt.oracles.HyperbandOracle(max_epochs=tuner.max_epochs, factor=tuner.factor, **common)
+
+
+def stop_new_trials(oracle: kt.Oracle) -> None:
+    """Let running trials finish, start no new ones.
+
+    The oracle reports STOPPED once it holds max_trials trials (at least 1: KerasTuner
+    reads 0 as no limit). max_trials is not part of KerasTuner's saved state, so the
+    next process starts with the configured one.
+    """
+    oracle.max_trials = max(len(oracle.trials), 1)
+
+
+def stop_if_over_budget(oracle: kt.Oracle, started: float, budget_seconds: float | None) -> None:
+    """`tuner.budget_minutes`: no new trial once the budget (from `started`, monotonic) is spent."""
+    if budget_seconds is None or time.monotonic() - started <= budget_seconds:
+        return
+    if oracle.max_trials is not None and oracle.max_trials <= max(len(oracle.trials), 1):
+        return  # stopped already (or about to run its only trial)
+    log.info("the %.1f-minute budget is spent: no new trials", budget_seconds / 60)
+    stop_new_trials(oracle)

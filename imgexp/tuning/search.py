@@ -10,7 +10,6 @@ with the best trial's model, metrics and a config (best.yaml) that
 import logging
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from imgexp.errors import UserError
 from imgexp.finished_run import BEST_CONFIG_FILE, MODEL_FILE
 from imgexp.tracking.hparams import CONFIG_GROUPS
 from imgexp.tuning import distributed, workers
-from imgexp.tuning.oracles import make_oracle
+from imgexp.tuning.oracles import make_oracle, stop_if_over_budget
 from imgexp.tuning.space import SearchSpace
 from imgexp.tuning.tuner import RunTuner
 from imgexp.tuning.workers import LocalWorkers
@@ -67,11 +66,7 @@ class BudgetedTuner(RunTuner):
         if self.trials_per_process is not None and self.trials_run >= self.trials_per_process:
             log.info("this worker ran %d trials: handing over to a fresh process", self.trials_run)
             raise HandOver
-        if self.budget_seconds is not None and time.monotonic() - self.started > self.budget_seconds:
-            log.info("the %.1f-minute budget is spent: no new trials", self.budget_seconds / 60)
-            # The oracle reports STOPPED once it holds max_trials trials. max_trials is not part
-            # of KerasTuner's saved state, so the next process starts with the configured one.
-            self.oracle.max_trials = max(len(self.oracle.trials), 1)
+        stop_if_over_budget(self.oracle, self.started, self.budget_seconds)
 
 
 def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:

@@ -116,7 +116,7 @@ class LocalWorkers:
 
     def write_status(self) -> None:
         """workers.json in the chief's run dir: which process is which worker, and its log."""
-        status = {w.tuner_id: {"pid": w.process.pid if w.process else None, "pids": w.pids, "starts": w.starts,
+        status = {w.tuner_id: {"pid": w.pids[-1] if w.pids else None, "pids": w.pids, "starts": w.starts,
                                "log": str(w.log_path)} for w in self.workers}
         (self.run_dir.parent / "workers.json").write_text(json.dumps(status, indent=1))
 
