@@ -1,62 +1,35 @@
-"""Entry point: `python -m imgexp` / `imgexp`. Hydra composes the config, then one run.
+"""The entry point `python -m imgexp` / `imgexp`: @hydra.main and mapping errors to one line.
 
-Only this module and the tuning layer touch DictConfig; the run itself gets the
-typed `Config`. TensorFlow is imported inside the task, so `--help` and
+Hydra composes the config; the task hands it to a search (tuning/) or runs it
+as one job (job.py). TensorFlow is imported inside the task, so `--help` and
 `--cfg job` answer without it.
 """
 
-import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from imgexp.config import Config, register_configs, validate
+from imgexp.config import register_configs
 from imgexp.errors import UserError, exit_with
-from imgexp.tracking.hparams import hparams_from_config
+from imgexp.job import run_job, run_sweep_job
 
 register_configs()
-log = logging.getLogger("imgexp")
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """The typed, validated config of a composed DictConfig."""
-    config = OmegaConf.to_object(cfg)
-    validate(config)
-    return config
-
-
-def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False) -> dict[str, float]:
-    """Run one experiment from a composed config; the path every run, job and trial takes.
-
-    With `record_failures` (sweep jobs, trials) a config that fails validation still
-    leaves a failed HParams session, so it shows in TensorBoard's table.
-    """
-    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
-    try:
-        config = to_config(cfg)
-    except UserError:
-        if record_failures:
-            from imgexp.tracking.tensorboard import record_failed_session
-
-            record_failed_session(run_dir / "tb", hparams, str(run_dir))
-        raise
-    from imgexp.training.run import run_experiment  # TensorFlow lives behind this import
-
-    return run_experiment(config, run_dir, hparams)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://imgexp.conf", config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir, choices = Path(hydra_cfg.runtime.output_dir), dict(hydra_cfg.runtime.choices)
     if cfg.get("tuner") is not None:
+        from imgexp.tensorflow_runtime import import_tensorflow
+
+        import_tensorflow()  # quietly, before KerasTuner imports it
         from imgexp.tuning.search import run_search
 
         try:
@@ -75,32 +48,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metrics["val_accuracy"]
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:
-    """One multirun job: a failure is recorded in its folder and the sweep goes on."""
-    from imgexp.tracking.records import read_run, write_failure
-
-    done = read_run(run_dir)
-    if done.status == "finished":  # the same sweep run again (the guard checked): keep what it made
-        log.info("job %s finished before; kept as it is", run_dir)
-        return done.metrics["val_accuracy"]
-    try:
-        return run_job(cfg, run_dir, choices, record_failures=True)["val_accuracy"]
-    except UserError as err:
-        message = str(err)
-    except Exception as err:  # a bug in one job must not lose the others; its traceback is in the job's log
-        log.exception("job failed")
-        message = f"{type(err).__name__}: {err}"
-    write_failure(run_dir, message)
-    log.error("job failed: %s", message)
-    return None
-
-
 def describe_config_error(err: Exception) -> str:
     """One line for a Hydra or OmegaConf error: the key, what is wrong, the fix."""
     if isinstance(err, MissingConfigException) and err.options:
         group = Path(err.missing_cfg_file).parent.name if err.missing_cfg_file else "option"
         wrong = Path(err.missing_cfg_file).name if err.missing_cfg_file else "?"
-        options = sorted(o for o in err.options if not o.endswith("_schema"))
+        options = sorted(err.options)
         return f"{group}={wrong}: no such option; choose one of {', '.join(options)}"
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     key = getattr(cause, "full_key", None)

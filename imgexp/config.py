@@ -205,16 +205,20 @@ class Config:
 
 
 def register_configs() -> None:
-    """Register the schemas that the YAML files in conf/ extend."""
+    """Register the schemas that the YAML files in conf/ extend.
+
+    They sit at the top of the config store, in no group, so `--help` lists only real
+    options; a group's YAML extends its schema with `- /NAME_schema@_here_`.
+    """
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
-    cs.store(group="dataset", name="dataset_schema", node=DatasetConfig)
-    cs.store(group="augmentation", name="augmentation_schema", node=AugmentationConfig)
-    cs.store(group="model", name="cnn_schema", node=CNNConfig)
-    cs.store(group="model", name="backbone_schema", node=BackboneConfig)
-    cs.store(group="optimizer", name="optimizer_schema", node=OptimizerConfig)
-    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
-    cs.store(group="tuner", name="tuner_schema", node=TunerConfig)
+    for name, node in SCHEMAS.items():
+        cs.store(name=name, node=node)
+
+
+SCHEMAS = {"dataset_schema": DatasetConfig, "augmentation_schema": AugmentationConfig, "cnn_schema": CNNConfig,
+           "backbone_schema": BackboneConfig, "optimizer_schema": OptimizerConfig, "trainer_schema": TrainerConfig,
+           "tuner_schema": TunerConfig}
 
 
 def validate(cfg: Config) -> None:

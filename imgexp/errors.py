@@ -13,8 +13,12 @@ class UserError(Exception):
     """
 
 
-def exit_with(message: str) -> NoReturn:
+def error_line(message: object, prog: str = "imgexp") -> str:
+    """`prog: error: message`, folded onto one line."""
+    return f"{prog}: error: {' '.join(str(message).split())}"
+
+
+def exit_with(message: object) -> NoReturn:
     """Print `imgexp: error: message` on stderr and exit with EXIT_USER_ERROR."""
-    one_line = " ".join(str(message).split())
-    print(f"imgexp: error: {one_line}", file=sys.stderr)
+    print(error_line(message), file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)

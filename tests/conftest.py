@@ -1,8 +1,11 @@
 """Shared fixtures: generated image folders, config composition, the CLI in a subprocess."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +68,42 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: s
     """`python -m imgexp ARGS` in a fresh process, as a user runs it."""
     return subprocess.run(cli_command(*args, module=module), cwd=cwd, env=cli_env(), capture_output=True,
                           text=True, timeout=timeout)
+
+
+@dataclass
+class Outcome:
+    """How `python -m imgexp ...` ended, named as subprocess.CompletedProcess names it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_in_process(*args: str, cwd: Path) -> Outcome:
+    """`python -m imgexp ARGS` through the same entry point in this process, for tests where a
+    separate process adds nothing (and costs TensorFlow's start-up)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from imgexp.app import main
+
+    saved = (os.getcwd(), sys.argv, dict(os.environ))
+    out, err = io.StringIO(), io.StringIO()
+    os.chdir(cwd)  # where Hydra puts outputs/
+    sys.argv = ["imgexp", *args]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()  # as a new process would find it
+        os.chdir(saved[0])
+        sys.argv = saved[1]
+        os.environ.clear()
+        os.environ.update(saved[2])
+    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -> list[str]:

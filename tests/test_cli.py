@@ -1,12 +1,13 @@
 """The command line as a user meets it: fast help, one-line config errors, conf/ found anywhere."""
 
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import run_cli
+from conftest import TINY, cli_env, run_cli
 
 
 def error_lines(result) -> list[str]:
@@ -65,3 +66,31 @@ def test_config_errors_are_one_clear_line(override, names, tmp_path):
     lines = error_lines(result)
     assert len(lines) == 1 and names in lines[0], result.stderr
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_help_lists_only_real_options():
+    result = run_cli("--help", timeout=60)
+    assert result.returncode == 0, result.stderr
+    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "model: cnn, inceptionv3, mobilenetv2, resnet50" in groups
+    assert "schema" not in groups, groups
+
+
+def test_a_run_prints_no_tensorflow_start_up_lines(tmp_path):
+    result = run_cli(*TINY, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    for noise in ("E0000", "I0000", "W0000", "cuInit", "absl::InitializeLog", "cudart_stub"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_tf_cpp_min_log_level_0_shows_tensorflows_own_lines_again():
+    code = "from imgexp.tensorflow_runtime import import_tensorflow; import_tensorflow()"
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                           env={**cli_env(), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**cli_env(), "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    absl_line = re.compile(r"^[IWE]\d{4} ", re.MULTILINE)
+    assert not absl_line.search(quiet.stderr), quiet.stderr
+    assert absl_line.search(loud.stderr), "TensorFlow logs its start-up at level 0"

@@ -82,6 +82,7 @@ def chief_and_two_workers(tmp_path_factory):
     return tmp_path, [p.returncode for p in (chief, *workers)], logs
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_split_six_trials(chief_and_two_workers):
     tmp_path, codes, logs = chief_and_two_workers
     assert codes == [0, 0, 0], logs["chief"][-3000:]
@@ -99,6 +100,7 @@ def test_chief_and_two_workers_split_six_trials(chief_and_two_workers):
     assert oracle["ongoing_trials"] == {} and len(oracle["end_order"]) == 6, "saved as finished"
 
 
+@pytest.mark.slow
 def test_distributed_search_finds_what_one_process_finds(chief_and_two_workers):
     """Same seed, same trials: the values per trial id, the scores and so the best trial agree."""
     tmp_path, codes, _ = chief_and_two_workers
@@ -117,6 +119,7 @@ def test_distributed_search_finds_what_one_process_finds(chief_and_two_workers):
     assert best(tmp_path / "search") == best(single / "search")  # "(trial id)"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_restarted_and_the_search_completes(tmp_path):
     args = search_args(tmp_path, SPACE, *SIX_TRIALS, "trainer.epochs=4", "search.distributed.local_workers=2",
                        f"hydra.run.dir={tmp_path / 'chief'}", tuner="random")
@@ -169,6 +172,7 @@ def test_failing_trials_stop_a_distributed_search_in_one_line(tmp_path):
     assert len(trial_dirs(tmp_path / "search" / "random-test")) < 6
 
 
+@pytest.mark.slow
 def test_a_worker_whose_chief_dies_stops_in_one_line(tmp_path):
     args = search_args(tmp_path, SPACE, "tuner.max_trials=4", "trainer.epochs=3", tuner="random")
     address = f"127.0.0.1:{free_port()}"

@@ -47,6 +47,7 @@ def test_seed_tutorial_experiment_builds_the_tutorial_model(image_folder, tmp_pa
     assert "rotation: 40.0" in saved and "- 150" in saved
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     run_dir = tmp_path / "run"
     args = [*TINY, "trainer.epochs=30", "trainer.early_stopping_patience=0", "trainer.verbose=2",

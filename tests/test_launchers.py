@@ -32,13 +32,31 @@ def test_sweep_through_a_launcher_completes(tmp_path, launcher):
     assert "2 jobs in" in result.stdout
 
 
-def job_processes(marker: str) -> list[int]:
-    """Pids of the processes whose command line contains `marker` (Linux /proc)."""
-    pids = []
+def descendants(pid: int) -> list[int]:
+    """Pids of every process below `pid` (Linux /proc), children first."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
-                pids.append(int(entry.name))
+            if entry.name.isdigit():
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def job_processes(root: int, marker: str) -> list[int]:
+    """Pids of the processes under `root` whose command line contains `marker`: this test's own jobs only."""
+    pids = []
+    for pid in descendants(root):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                pids.append(pid)
         except OSError:
             continue
     return pids
@@ -57,7 +75,7 @@ def start_and_kill_one_job(tmp_path: Path, sweep: Path, launcher: list[str], mar
             if len(histories) == 2 and all(len(h.read_text().splitlines()) >= 2 for h in histories):
                 break
             time.sleep(0.2)
-        victims = job_processes(marker)
+        victims = job_processes(sweep_process.pid, marker)
         assert victims, "no job process found"
         os.kill(victims[0], signal.SIGKILL)
         out, err = sweep_process.communicate(timeout=300)
@@ -67,6 +85,7 @@ def start_and_kill_one_job(tmp_path: Path, sweep: Path, launcher: list[str], mar
     return args, sweep_process.returncode, err
 
 
+@pytest.mark.slow
 def test_submitit_keeps_the_other_jobs_and_the_same_command_finishes_the_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     args, code, err = start_and_kill_one_job(tmp_path, sweep, ["hydra/launcher=submitit_local"],
@@ -84,6 +103,7 @@ def test_submitit_keeps_the_other_jobs_and_the_same_command_finishes_the_sweep(t
     assert all("finished before; kept as it is" in (sweep / name / "app.log").read_text() for name in finished)
 
 
+@pytest.mark.slow
 def test_joblib_loses_the_sweep_when_one_job_is_killed(tmp_path):
     sweep = tmp_path / "sweep"
     _, code, err = start_and_kill_one_job(tmp_path, sweep, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],

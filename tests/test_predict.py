@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import TINY, run_cli, write_class_folders
-from imgexp.app import run_job
+from imgexp.job import run_job
 from imgexp.compose import compose_config
-from imgexp.tracking.records import write_config
+from imgexp.run_folder import write_config
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def folder_run(image_folder, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("predict_run")
     cfg, choices = compose_config([*TINY, "dataset=folder", f"dataset.path={image_folder}", "trainer.epochs=3",
                                    "optimizer.lr=0.003"])
-    write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), [])  # as Hydra does for a CLI run
+    write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), [], choices)  # as Hydra does for a CLI run
     run_job(cfg, run_dir, choices)
     return run_dir
 
@@ -59,6 +59,14 @@ def test_bad_run_dir_is_one_line(args, message):
 def test_run_without_model_is_one_line(tmp_path):
     result = run_cli(str(tmp_path), "x.jpg", module="imgexp.predict", timeout=60)
     assert result.returncode == 2 and "no model.keras" in result.stderr
+
+
+def test_a_run_that_did_not_finish_is_one_line(folder_run, tmp_path):
+    """model.keras without metrics.json: killed before the run wrote its last file."""
+    for name in ("model.keras", "labels.json"):
+        (tmp_path / name).write_bytes((folder_run / name).read_bytes())
+    result = run_cli(str(tmp_path), "x.jpg", module="imgexp.predict", timeout=60)
+    assert result.returncode == 2 and "did not finish" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
@@ -108,7 +116,10 @@ def test_evaluate_on_the_runs_validation_split(folder_run):
     assert result.returncode == 0, result.stderr[-3000:]
     out = folder_run / "evaluation" / "validation"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["images"] == 16 and 0.0 <= metrics["accuracy"] <= 1.0
+    trained = json.loads((folder_run / "metrics.json").read_text())
+    assert metrics["images"] == 16, "image_folder/validation holds 2 x 8 images"
+    assert metrics["accuracy"] == pytest.approx(trained["val_accuracy"]), "the same model on the run's own split"
+    assert metrics["loss"] == pytest.approx(trained["val_loss"], rel=1e-4)
     assert (out / "confusion_matrix.png").is_file()
     assert "precision" in result.stdout and "horizontal" in result.stdout and "recall" in result.stdout
 
@@ -119,10 +130,16 @@ def test_evaluate_another_folder_and_its_test_split(folder_run, tmp_path):
     result = run_cli(str(folder_run), f"dataset.path={tmp_path / 'other'}", "--split", "test",
                      module="imgexp.evaluate", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((folder_run / "evaluation" / "test" / "metrics.json").read_text())["images"] == 6
+    test_split = json.loads((folder_run / "evaluation" / "test" / "metrics.json").read_text())
+    assert test_split["images"] == 6 and test_split["split"] == "test"
     result = run_cli(str(folder_run), "--folder", str(tmp_path / "other" / "test"), module="imgexp.evaluate",
                      timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    as_folder = json.loads((folder_run / "evaluation" / "folder-test" / "metrics.json").read_text())
+    assert as_folder["images"] == 6, "the folder's 2 x 3 images, read as they are"
+    assert as_folder["accuracy"] == test_split["accuracy"] and as_folder["loss"] == pytest.approx(test_split["loss"])
+    assert json.loads((folder_run / "evaluation" / "test" / "metrics.json").read_text()) == test_split, \
+        "evaluating a folder named test does not overwrite the test split's evaluation"
 
 
 def test_evaluate_errors_are_one_line(folder_run, image_folder):
@@ -137,6 +154,7 @@ def test_a_model_with_code_inside_is_refused(tmp_path):
     outputs = keras.layers.Lambda(lambda x: x * 2.0)(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "model.keras")
     (tmp_path / "labels.json").write_text('["a", "b"]')
+    (tmp_path / "metrics.json").write_text('{"val_accuracy": 1.0}')  # as a finished run has
     image = tmp_path / "x.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     result = run_cli(str(tmp_path), str(image), module="imgexp.predict", timeout=120)

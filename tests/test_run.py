@@ -8,7 +8,7 @@ import pytest
 from tensorboard.plugins.hparams import api_pb2
 
 from conftest import TINY, run_cli
-from imgexp.app import run_job
+from imgexp.job import run_job
 from imgexp.compose import compose_config
 from imgexp.errors import UserError
 from tbread import accumulator, hparams_session, scalars
@@ -119,6 +119,15 @@ def test_mixed_precision_keeps_float32_outputs(tmp_path):
     metrics = train(tmp_path, "trainer.precision=mixed_bfloat16", "trainer.epochs=1")
     assert np.isfinite(metrics["val_loss"])
     assert keras.mixed_precision.global_policy().name == "float32", "the policy is restored after the run"
+    model = keras.models.load_model(tmp_path / "model.keras")
+    convolutions = [l for l in model._flatten_layers() if isinstance(l, keras.layers.Conv2D)]
+    assert convolutions and all(l.dtype_policy.name == "mixed_bfloat16" for l in convolutions), \
+        "the network computes in bfloat16"
+    assert all(w.dtype == "float32" for w in model.weights), "variables stay float32"
+    raw = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 3), dtype=np.uint8)
+    probs = model.predict(raw, verbose=0)
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5), \
+        "the head's output is float32 probabilities"
 
 
 def test_two_phase_fine_tune_trains_head_then_backbone(image_folder, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import cli_command, cli_env, run_cli, search_args, trial_dirs
+from conftest import cli_command, cli_env, run_cli, run_in_process, search_args, trial_dirs
 from tbread import hparams_session
 
 
@@ -17,7 +17,7 @@ from tbread import hparams_session
 def three_trials(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("search3")
     args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.003, 0.001]}, "tuner.max_trials=3")
-    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    result = run_in_process(*args, cwd=tmp_path)
     return tmp_path, tmp_path / "search" / "grid-test", result
 
 
@@ -55,7 +55,7 @@ def test_best_trial_config_runs_again_as_is(three_trials):
 def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
     args = search_args(tmp_path, {"model.dropout": [0.2, 1.5], "optimizer.lr": [0.003, 1.0e12]},
                        "tuner.max_trials=4", "tuner.max_consecutive_failed_trials=10")
-    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    result = run_in_process(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     errors = {}
     for trial in trial_dirs(tmp_path / "search" / "grid-test"):
@@ -72,13 +72,14 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
 
 
 def test_invalid_space_fails_before_the_first_trial(tmp_path):
-    result = run_cli(*search_args(tmp_path, {"model.dropuot": [0.1, 0.2]}), cwd=tmp_path, timeout=120)
+    result = run_in_process(*search_args(tmp_path, {"model.dropuot": [0.1, 0.2]}), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
     assert len(lines) == 1 and "model.dropuot is not a config key" in lines[0]
     assert not list((tmp_path / "search").glob("*/trial_*"))
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003, 0.001]}, "tuner.max_trials=4",
                        "trainer.epochs=3")
@@ -112,7 +113,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
 ])
 def test_every_tuner_runs_trials(tmp_path, tuner, extra, expected):
     args = search_args(tmp_path, {"optimizer.lr": {"min": 1e-3, "max": 1e-2, "sampling": "log"}}, *extra, tuner=tuner)
-    result = run_cli(*args, cwd=tmp_path, timeout=600)
+    result = run_in_process(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     finished = list((tmp_path / "search" / f"{tuner}-test").glob("trial_*/metrics.json"))
     assert len(finished) == expected if expected else len(finished) >= 2
@@ -121,6 +122,7 @@ def test_every_tuner_runs_trials(tmp_path, tuner, extra, expected):
         assert epochs <= {1, 2}
 
 
+@pytest.mark.slow
 def test_recycled_workers_share_one_search(tmp_path):
     """search.recycle_every=2: trials run in fresh worker processes that resume the same search."""
     args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003, 0.001]}, "tuner.max_trials=4",

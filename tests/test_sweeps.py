@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, run_in_process
 from tbread import hparams_session, scalars
 from tensorboard.plugins.hparams import api_pb2
 
@@ -20,7 +20,7 @@ SWEEP = [*TINY, "trainer.epochs=1", "model.dense_units=16,32", "optimizer.lr=0.0
 @pytest.fixture(scope="module")
 def sweep_2x2(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("sweep")
-    result = run_cli("-m", *SWEEP, f"hydra.sweep.dir={sweep_dir}", timeout=600)
+    result = run_in_process("-m", *SWEEP, f"hydra.sweep.dir={sweep_dir}", cwd=sweep_dir)
     return sweep_dir, result
 
 
@@ -47,8 +47,8 @@ def test_multirun_jobs_are_hparams_sessions_named_by_config_keys(sweep_2x2):
 
 
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path):
-    result = run_cli("-m", *TINY, "trainer.epochs=1", "model.dropout=1.5,0.2", f"hydra.sweep.dir={tmp_path}",
-                     timeout=600)
+    result = run_in_process("-m", *TINY, "trainer.epochs=1", "model.dropout=1.5,0.2", f"hydra.sweep.dir={tmp_path}",
+                            cwd=tmp_path)
     assert result.returncode == 1
     assert "1 of 2 jobs failed" in result.stderr and "Traceback" not in result.stderr
     failed, finished = tmp_path / "0", tmp_path / "1"

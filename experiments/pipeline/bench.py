@@ -33,7 +33,7 @@ import tensorflow as tf  # noqa: E402
 from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from imgexp.app import to_config  # noqa: E402
+from imgexp.job import to_config  # noqa: E402
 from imgexp.compose import compose_config  # noqa: E402
 from imgexp.data.augment import RandomAffine  # noqa: E402
 from imgexp.data.folder import load_folder_source  # noqa: E402

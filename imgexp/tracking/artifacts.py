@@ -1,14 +1,9 @@
-"""The small files a finished run leaves beside its model."""
+"""The classification report a finished run (or an evaluation) leaves beside its model."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import classification_report
-
-
-def write_json(path: Path, data) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def write_classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path) -> str:

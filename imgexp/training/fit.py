@@ -14,11 +14,9 @@ import tensorflow as tf
 from imgexp.config import Config
 from imgexp.models.backbones import set_backbone_trainable
 from imgexp.models.head import Head
+from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_WEIGHTS, HISTORY_FILE, TENSORBOARD_DIR
 from imgexp.training.history import MAXIMIZE, best_row, read_history
 from imgexp.training.optimizers import build_optimizer
-
-HISTORY_FILE = "history.csv"
-BEST_WEIGHTS = "checkpoints/best.weights.h5"
 
 
 def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: int, epochs: int, lr_scale: float = 1.0) -> None:
@@ -49,13 +47,13 @@ def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Ca
     (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
     found = [
         EpochStats(),  # first, so the callbacks after it log what it adds
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup" / phase)),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR / phase)),
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
             str(run_dir / BEST_WEIGHTS), monitor=monitor, mode=mode, save_best_only=True,
             save_weights_only=True, initial_value_threshold=best[monitor] if best else None,
         ),
-        keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False, profile_batch=0),
+        keras.callbacks.TensorBoard(str(run_dir / TENSORBOARD_DIR), write_graph=False, profile_batch=0),
         keras.callbacks.TerminateOnNaN(),
     ]
     if cfg.trainer.early_stopping_patience > 0:
@@ -90,7 +88,7 @@ def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again.
     seconds = 0.0
-    head_done = run_dir / "checkpoints" / "head_phase.weights.h5"
+    head_done = run_dir / HEAD_PHASE_WEIGHTS
     set_backbone_trainable(model, False)
     compile_model(model, cfg, head, steps, tr.epochs)
     if head_done.exists():

@@ -24,14 +24,16 @@ from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
-from imgexp.finished_run import MODEL_FILE
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
-from imgexp.tracking.artifacts import write_classification_report, write_json
+from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_PLOT, HISTORY_FILE, HISTORY_PLOT,
+                               LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
+                               write_json)
+from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.plots import plot_confusion_matrix, plot_history
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
-from imgexp.training.fit import BEST_WEIGHTS, HISTORY_FILE, train
+from imgexp.training.fit import train
 from imgexp.training.history import best_row, read_history
 from imgexp.training.strategy import distribution_strategy
 
@@ -107,10 +109,10 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
     """Train, evaluate and save one model; return its metrics (also in metrics.json)."""
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / MODEL_FILE).exists():
-        raise UserError(f"{run_dir} already holds a finished run ({MODEL_FILE}); choose another hydra.run.dir")
+    if is_finished(run_dir):
+        raise UserError(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
     image_size = tuple(cfg.dataset.image_size)
-    recorder = TensorBoardRecorder(run_dir / "tb")
+    recorder = TensorBoardRecorder(run_dir / TENSORBOARD_DIR)
     resumed = bool(read_history(run_dir / HISTORY_FILE))
     if resumed:
         log.info("resuming the interrupted run in %s", run_dir)
@@ -139,9 +141,11 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
             raise
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["fit_seconds"] = round(fit_seconds, 2)  # of this process; a resumed run counts its own part
-        write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / METRICS_FILE, metrics)  # last: the run is finished
         recorder.end_session(success=True)
         recorder.close()
+    for leftover in (CHECKPOINTS_DIR, BACKUP_DIR):  # model.keras holds the best weights now
+        shutil.rmtree(run_dir / leftover, ignore_errors=True)
     log.info("val_accuracy=%.4f val_loss=%.4f (best epoch %d of %d); model in %s",
              metrics["val_accuracy"], metrics["val_loss"], metrics["best_epoch"], metrics["epochs_run"],
              run_dir / MODEL_FILE)
@@ -172,14 +176,12 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         "epochs_run": len(history),
         "num_params": int(model.count_params()),
     }
-    write_json(run_dir / "labels.json", source.class_names)
-    plot_history(history, run_dir / "history.png")
-    plot_confusion_matrix(y_true, y_pred, source.class_names, run_dir / "confusion_matrix.png")
-    write_classification_report(y_true, y_pred, source.class_names, run_dir / "classification_report.txt")
-    recorder.png("confusion_matrix", run_dir / "confusion_matrix.png")
+    write_json(run_dir / LABELS_FILE, source.class_names)
+    plot_history(history, run_dir / HISTORY_PLOT)
+    plot_confusion_matrix(y_true, y_pred, source.class_names, run_dir / CONFUSION_PLOT)
+    write_classification_report(y_true, y_pred, source.class_names, run_dir / REPORT_FILE)
+    recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
     recorder.scalars({"best/val_accuracy": metrics["val_accuracy"], "best/val_loss": metrics["val_loss"]},
                      step=metrics["best_epoch"])
     save_model(model, tuple(cfg.dataset.image_size), run_dir)
-    for leftover in ("checkpoints", "backup"):  # model.keras now holds the best weights
-        shutil.rmtree(run_dir / leftover, ignore_errors=True)
     return metrics

@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
-from imgexp.finished_run import BEST_CONFIG_FILE, MODEL_FILE
+from imgexp.run_folder import (BEST_CONFIG_FILE, CONFUSION_PLOT, HISTORY_FILE, HISTORY_PLOT, LABELS_FILE,
+                               METRICS_FILE, MODEL_FILE, read_run)
 from imgexp.tracking.hparams import CONFIG_GROUPS
 from imgexp.tuning import distributed, workers
 from imgexp.tuning.oracles import make_oracle, stop_if_over_budget
@@ -81,7 +82,7 @@ def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> di
     return {
         "defaults": ["config_schema", *({g: choices[g]} for g in groups), "_self_"],
         **values,
-        "hydra": {"callbacks": {"run_dir_guard": {"_target_": "imgexp.run_dir_guard.RunDirGuard"}}},
+        "hydra": {"callbacks": {"run_dir_guard": {"_target_": "imgexp.hydra_callbacks.RunDirGuard"}}},
     }
 
 
@@ -92,15 +93,15 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
         return None
     trial_dir = Path(tuner.get_trial_dir(best[0].trial_id))
     source = trial_dir if (trial_dir / MODEL_FILE).exists() else trial_dir / "execution_0"
+    trial = read_run(source)  # the config and group choices the trial ran with
     out = search_dir / "best"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for name in (MODEL_FILE, "labels.json", "metrics.json", "history.csv", "history.png", "confusion_matrix.png"):
+    for name in (MODEL_FILE, LABELS_FILE, METRICS_FILE, HISTORY_FILE, HISTORY_PLOT, CONFUSION_PLOT):
         if (source / name).exists():
             shutil.copy2(source / name, out / name)
     overrides = tuner.trial_overrides(best[0])
-    cfg, choices = compose_config(overrides)
-    config = runnable_config(OmegaConf.to_container(cfg, enum_to_str=True), choices)
+    config = runnable_config(trial.config, trial.choices)
     (out / BEST_CONFIG_FILE).write_text(
         f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
         f"#   python -m imgexp --config-dir {out} --config-name best\n"
@@ -155,7 +156,7 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
 
 def report(tuner: BudgetedTuner, search_dir: Path, tuner_cfg: TunerConfig, stopped_early: bool) -> float | None:
     """The ranked table and best/; the best score, or one line if too many trials failed in a row."""
-    from imgexp.compare import compare, print_table
+    from imgexp.tools.compare import compare, print_table
 
     table, _ = compare([search_dir], tuner_cfg.objective.value)
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")

@@ -3,7 +3,7 @@
 KerasTuner's oracle picks values and keeps the search state on disk (so a
 killed search resumes); this tuner turns the values into Hydra overrides,
 composes the trial's config and runs it through the same `run_job` as
-`python -m imgexp`, in the trial's own folder.
+`python -m imgexp` (imgexp.job), in the trial's own folder.
 """
 
 import json
@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 
 from imgexp.compose import compose_config
 from imgexp.errors import UserError
-from imgexp.tracking.records import FAILED_FILE, read_run, write_config, write_failure
+from imgexp.job import run_job
+from imgexp.run_folder import FAILED_FILE, read_run, write_config, write_failure
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
@@ -35,14 +36,13 @@ HYPERBAND_EPOCHS = "tuner/epochs"
 
 def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
     """Compose and run one trial execution; a finished one is read back, not run again."""
-    from imgexp.app import run_job  # the same path as `python -m imgexp`
-
-    if (run_dir / "metrics.json").exists():  # finished before the search was interrupted
-        return json.loads((run_dir / "metrics.json").read_text())
+    done = read_run(run_dir)
+    if done.status == "finished":  # finished before the search was interrupted
+        return done.metrics
     (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a retried trial starts clean
     try:
         cfg, choices = compose_config(overrides)
-        write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides)
+        write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
         return run_job(cfg, run_dir, choices, record_failures=True)
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
@@ -64,11 +64,15 @@ class RunTuner(BaseTuner):
         self.executions, self.seed = executions_per_trial, seed
         self.started = time.monotonic()
         self.trials_run = 0
+        self.overrides_by_trial: dict[str, list[str]] = {}
 
     def trial_overrides(self, trial: kt.engine.trial.Trial) -> list[str]:
-        values = trial.hyperparameters.values
-        extra = [f"trainer.epochs={values[HYPERBAND_EPOCHS]}"] if HYPERBAND_EPOCHS in values else []
-        return [*self.base, *self.space.overrides(values), *extra]
+        """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
+        if trial.trial_id not in self.overrides_by_trial:
+            values = trial.hyperparameters.values
+            extra = [f"trainer.epochs={values[HYPERBAND_EPOCHS]}"] if HYPERBAND_EPOCHS in values else []
+            self.overrides_by_trial[trial.trial_id] = [*self.base, *self.space.overrides(values), *extra]
+        return self.overrides_by_trial[trial.trial_id]
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         overrides = self.trial_overrides(trial)

@@ -1,0 +1,70 @@
+"""Hydra callbacks, named in conf/config.yaml: guard a run folder's earlier work, summarise a sweep.
+
+Hydra turns a callback's exceptions into warnings and goes on, so a refusal
+or a failed sweep sets the exit code here.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from imgexp.errors import exit_with
+from imgexp.run_folder import CONFIG_FILE, METRICS_FILE, is_finished
+
+
+def task_config(config: DictConfig) -> dict:
+    """The config without its `hydra` node, as Hydra saves it (unresolved)."""
+    task = config.copy()
+    with open_dict(task):
+        task.pop("hydra", None)
+    return OmegaConf.to_container(task, resolve=False)
+
+
+class RunDirGuard(Callback):
+    """A finished run is never overwritten; an interrupted one is resumed only by the same config.
+
+    Hydra writes `.hydra/config.yaml` into the run dir before the task starts, so
+    the check happens earlier, when the run starts.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        run_dir = Path(config.hydra.run.dir)
+        if is_finished(run_dir):
+            exit_with(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
+        saved = run_dir / CONFIG_FILE
+        if saved.exists() and OmegaConf.to_container(OmegaConf.load(saved)) != task_config(config):
+            exit_with(
+                f"{run_dir} holds an interrupted run with other settings ({saved}); "
+                "run the same command to resume it, or choose another hydra.run.dir"
+            )
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A sweep dir is reused only by the same sweep, which then finishes the jobs it lacks."""
+        sweep_dir = Path(config.hydra.sweep.dir)
+        saved = sweep_dir / "multirun.yaml"
+        if not saved.exists():
+            return
+        before = OmegaConf.load(saved)
+        if (list(before.hydra.overrides.task) != list(config.hydra.overrides.task)
+                or task_config(before) != task_config(config)):
+            exit_with(f"{sweep_dir} holds another sweep ({saved}); run that sweep's own command to finish it, "
+                      "or choose another hydra.sweep.dir")
+
+
+class SweepSummary(Callback):
+    """After `python -m imgexp -m ...`: every job ranked in one table; exit 1 if any failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from imgexp.tools.compare import compare, print_table  # rich and yaml only: cheap
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table, records = compare([sweep_dir])
+        print_table(table, f"{len(table)} jobs in {sweep_dir}, ranked by val_accuracy")
+        failed = [r for r in records if r.status != "finished"]
+        if failed:
+            print(f"imgexp: error: {len(failed)} of {len(records)} jobs failed; "
+                  f"their errors are in the table and in each job's failed.json", file=sys.stderr)
+            sys.exit(1)

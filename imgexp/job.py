@@ -1,0 +1,67 @@
+"""Run one job from a composed config: the path a run, a multirun job and a search trial all take.
+
+The entry point (app.py) and the tuner (tuning/tuner.py) both call `run_job`;
+it validates the DictConfig into the typed `Config` and hands it to training,
+which is where TensorFlow is first imported.
+"""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from imgexp.config import Config, validate
+from imgexp.errors import UserError
+from imgexp.run_folder import TENSORBOARD_DIR, read_run, write_failure
+from imgexp.tracking.hparams import hparams_from_config
+
+log = logging.getLogger("imgexp")
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """The typed, validated config of a composed DictConfig."""
+    config = OmegaConf.to_object(cfg)
+    validate(config)
+    return config
+
+
+def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False) -> dict[str, float]:
+    """Run one experiment from a composed config; return its metrics.
+
+    With `record_failures` (sweep jobs, trials) a config that fails validation still
+    leaves a failed HParams session, so it shows in TensorBoard's table.
+    """
+    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
+    try:
+        config = to_config(cfg)
+    except UserError:
+        if record_failures:
+            from imgexp.tracking.tensorboard import record_failed_session
+
+            record_failed_session(run_dir / TENSORBOARD_DIR, hparams, str(run_dir))
+        raise
+    from imgexp.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()  # quietly, before anything else imports it
+    from imgexp.training.run import run_experiment
+
+    return run_experiment(config, run_dir, hparams)
+
+
+def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:
+    """One multirun job: a failure is recorded in its folder and the sweep goes on."""
+    done = read_run(run_dir)
+    if done.status == "finished":  # the same sweep run again (the guard checked): keep what it made
+        log.info("job %s finished before; kept as it is", run_dir)
+        return done.metrics["val_accuracy"]
+    try:
+        return run_job(cfg, run_dir, choices, record_failures=True)["val_accuracy"]
+    except UserError as err:
+        message = str(err)
+    except Exception as err:  # a bug in one job must not lose the others; its traceback is in the job's log
+        log.exception("job failed")
+        message = f"{type(err).__name__}: {err}"
+    write_failure(run_dir, message)
+    log.error("job failed: %s", message)
+    return None

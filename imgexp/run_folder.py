@@ -1,0 +1,141 @@
+"""The run folder: every file name in it, the one test of "finished", and reading it back.
+
+A run, a multirun job, a search trial and a search's best/ are all run folders.
+Training writes model.keras, then metrics.json last: metrics.json is the mark of
+a finished run, for the run itself, the run-dir guard, the tuner, compare and
+the tools alike. Nothing here imports TensorFlow.
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imgexp.errors import UserError
+
+CONFIG_FILE = ".hydra/config.yaml"  # the composed config (Hydra writes it; trials write the same)
+OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides that made it
+HYDRA_FILE = ".hydra/hydra.yaml"  # Hydra's own config; `hydra.runtime.choices` names the group options
+MODEL_FILE = "model.keras"
+LABELS_FILE = "labels.json"  # class names in output order
+METRICS_FILE = "metrics.json"  # written last: the run finished
+FAILED_FILE = "failed.json"  # the error of a run that failed
+HISTORY_FILE = "history.csv"  # one row per epoch, appended across resumes
+HISTORY_PLOT = "history.png"
+CONFUSION_PLOT = "confusion_matrix.png"
+REPORT_FILE = "classification_report.txt"
+TENSORBOARD_DIR = "tb"
+CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras holds them
+BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.weights.h5"
+HEAD_PHASE_WEIGHTS = f"{CHECKPOINTS_DIR}/head_phase.weights.h5"  # two-phase fine-tuning: the head is done
+BACKUP_DIR = "backup"  # Keras BackupAndRestore, for resuming a killed run
+EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
+EXPORT_DIR = "export"  # python -m imgexp.export
+BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: runnable with --config-dir best/ --config-name best
+RESIZE_LAYER = "resize"  # the saved model's first layer (imgexp.models.serving)
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (run_dir / METRICS_FILE).is_file()
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def write_failure(run_dir: Path, message: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / FAILED_FILE, {"error": message, "time": time.time()})
+
+
+def write_config(run_dir: Path, config: dict[str, Any], overrides: list[str], choices: dict[str, Any]) -> None:
+    """The composed config, its overrides and group choices, where Hydra keeps them for a CLI run."""
+    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(list(overrides)))
+    (run_dir / HYDRA_FILE).write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": dict(choices)}}}))
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text()) if path.is_file() else None
+
+
+@dataclass
+class RunRecord:
+    """What a run folder says about itself, for tables and comparisons."""
+
+    path: Path
+    status: str  # finished | failed | running
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, Any] = field(default_factory=dict)  # group -> option, e.g. model: cnn
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+def read_run(run_dir: Path) -> RunRecord:
+    hydra = read_yaml(run_dir / HYDRA_FILE) or {}
+    record = RunRecord(run_dir, "running", read_yaml(run_dir / CONFIG_FILE) or {},
+                       read_yaml(run_dir / OVERRIDES_FILE) or [],
+                       dict(hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}))
+    if is_finished(run_dir):
+        record.status, record.metrics = "finished", json.loads((run_dir / METRICS_FILE).read_text())
+    elif (run_dir / FAILED_FILE).is_file():
+        record.status, record.error = "failed", json.loads((run_dir / FAILED_FILE).read_text())["error"]
+    return record
+
+
+def is_run_folder(path: Path) -> bool:
+    """A run, job or trial (it has its config or a failure), or a search's best/."""
+    return path.is_dir() and any((path / name).is_file() for name in (CONFIG_FILE, FAILED_FILE, BEST_CONFIG_FILE))
+
+
+def find_runs(paths: list[Path]) -> list[RunRecord]:
+    """Every run folder at or below `paths`, sorted by path."""
+    found = {candidate for path in paths if path.is_dir()
+             for candidate in (path, *path.rglob("*")) if is_run_folder(candidate)}
+    return [read_run(p) for p in sorted(found)]
+
+
+@dataclass
+class FinishedRun:
+    """A finished run folder as the tools use it: its model and class names."""
+
+    path: Path
+    class_names: list[str]
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    def load_model(self):
+        import keras  # heavy: only once a command really needs the model
+
+        try:
+            return keras.models.load_model(self.model_path)  # safe_mode stays on
+        except ValueError as err:
+            if "safe_mode" not in str(err):
+                raise
+            raise UserError(f"{self.model_path}: refused, it holds code that would run on loading "
+                            "(a Lambda layer); imgexp never loads such models") from err
+
+
+def trained_image_size(model) -> tuple[int, int]:
+    """The (height, width) the model was trained at, from its own resizing layer."""
+    layer = model.get_layer(RESIZE_LAYER)
+    return int(layer.height), int(layer.width)
+
+
+def open_run(path: Path) -> FinishedRun:
+    """Check RUN_DIR and read what describes it; one clear error for each thing missing."""
+    if not path.is_dir():
+        raise UserError(f"{path}: no such run directory")
+    if not (path / MODEL_FILE).is_file():
+        raise UserError(f"{path}: no {MODEL_FILE}; give a finished run, a multirun job, a trial or a search's best/")
+    if not is_finished(path) or not (path / LABELS_FILE).is_file():
+        raise UserError(f"{path}: the run did not finish (no {METRICS_FILE} or {LABELS_FILE}); "
+                        "run its command again to resume it")
+    return FinishedRun(path, json.loads((path / LABELS_FILE).read_text()))

@@ -1,0 +1,1 @@
+"""Tools that read finished runs: compare, predict, evaluate, export (`python -m imgexp.<tool>`)."""

@@ -1,0 +1,105 @@
+"""Evaluate a finished run's model on its validation split, its test split or another folder.
+
+    python -m imgexp.evaluate RUN_DIR                       # the run's own validation split
+    python -m imgexp.evaluate RUN_DIR --split test          # DATASET/test/<class>/*
+    python -m imgexp.evaluate RUN_DIR dataset.path=DIR      # DIR in the tutorial's layout
+    python -m imgexp.evaluate RUN_DIR --folder DIR          # DIR/<class>/* as it is
+
+Writes metrics.json, confusion_matrix.png and classification_report.txt into
+RUN_DIR/evaluation/<split>/ (or evaluation/folder-<name>/) and prints per-class precision and recall.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from imgexp.errors import UserError
+from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
+                               REPORT_FILE, FinishedRun, open_run, trained_image_size, write_json)
+from imgexp.tools.cli import run_tool
+
+CONFIG_FILES = (CONFIG_FILE, BEST_CONFIG_FILE)  # a run's own, or a search's best/
+
+
+def run_config(run: FinishedRun) -> dict:
+    for name in CONFIG_FILES:
+        if (run.path / name).is_file():
+            return yaml.safe_load((run.path / name).read_text())
+    raise UserError(f"{run.path}: no config ({' or '.join(CONFIG_FILES)}) to rebuild its split; give --folder DIR")
+
+
+def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path: str | None):
+    """(name, Split) to evaluate on, with the same classes as the run."""
+    from imgexp.data.folder import read_matching_split
+    from imgexp.data.load import load_source
+
+    if folder is not None:
+        if not folder.is_dir():
+            raise UserError(f"--folder {folder}: no such folder")
+        return f"folder-{folder.name}", read_matching_split(folder, run.class_names, "skip")
+    config = run_config(run)
+    ds = config["dataset"]
+    if dataset_path is not None:
+        if not Path(dataset_path).is_dir():
+            raise UserError(f"dataset.path={dataset_path}: no such folder")
+        ds = {**ds, "name": "folder", "path": dataset_path}
+    source = load_source(ds["name"], ds.get("path"), ds["validation_split"], config["trainer"]["seed"],
+                         ds.get("on_bad_image", "skip"))
+    if source.class_names != run.class_names:
+        raise UserError(f"the data has classes {source.class_names}, the model {run.class_names}; give matching folders")
+    if split == "test":
+        if source.test is None:
+            raise UserError(f"dataset.path={ds.get('path')}: no test/ folder; use --split validation or --folder DIR")
+        return "test", source.test
+    return "validation", source.validation
+
+
+def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str | None, batch_size: int) -> Path:
+    from imgexp.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
+    from imgexp.data.pipeline import make_dataset
+    from imgexp.models.head import choose_head
+    from imgexp.tracking.artifacts import write_classification_report
+    from imgexp.tracking.plots import plot_confusion_matrix
+    from imgexp.training.run import predict_split
+
+    run = open_run(run_dir)
+    name, data = choose_split(run, split, folder, dataset_path)
+    model = run.load_model()
+    head = choose_head(len(run.class_names), "sigmoid" if model.output_shape[-1] == 1 else "softmax")
+    ds = make_dataset(data, trained_image_size(model), batch_size, training=False)
+    y_true, y_pred, loss = predict_split(model, ds, head)
+    out = run_dir / EVALUATION_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / METRICS_FILE, {"accuracy": float((y_true == y_pred).mean()), "loss": loss,
+                                      "images": int(len(y_true)), "split": name})
+    plot_confusion_matrix(y_true, y_pred, run.class_names, out / CONFUSION_PLOT)
+    print(write_classification_report(y_true, y_pred, run.class_names, out / REPORT_FILE))
+    print(f"accuracy {float((y_true == y_pred).mean()):.4f}, loss {loss:.4f} on {len(y_true)} images; wrote {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imgexp.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")
+    parser.add_argument("overrides", nargs="*", help="dataset.path=DIR: evaluate on another folder in the same layout")
+    parser.add_argument("--split", choices=["validation", "test"], default="validation")
+    parser.add_argument("--folder", type=Path, help="a folder of class sub-folders to evaluate on as it is")
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    return run_tool("imgexp.evaluate", lambda: evaluate(args.run_dir, args.split, args.folder,
+                                                  dataset_path_override(args.overrides), args.batch_size))
+
+
+def dataset_path_override(overrides: list[str]) -> str | None:
+    unknown = [o for o in overrides if not o.startswith("dataset.path=")]
+    if unknown:
+        raise UserError(f"{unknown[0]}: only dataset.path=DIR can be given here")
+    return next((o.split("=", 1)[1] for o in overrides), None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Write a finished run's model in another format, checked against the original.
+
+    python -m imgexp.export RUN_DIR --format keras|savedmodel|tflite|h5 [--output PATH]
+
+Every export is loaded back and run on the same sample images as the Keras
+model; the largest difference in probability is printed against a stated
+tolerance, and a mismatch fails the command. `h5` is there because the
+tutorial saves `image_classifier.h5`. The TFLite model takes images already
+resized to the run's training size (TFLite wants fixed spatial sizes).
+"""
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from imgexp.errors import UserError
+from imgexp.run_folder import EXPORT_DIR, MODEL_FILE, open_run, trained_image_size
+from imgexp.tools.cli import run_tool
+
+FORMATS = {"keras": MODEL_FILE, "h5": "model.h5", "savedmodel": "saved_model", "tflite": "model.tflite"}
+TOLERANCE = 1e-4  # largest allowed |probability difference| against the Keras model
+SAMPLES = 8
+
+
+def sample_images(size: tuple[int, int]):
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 256, (SAMPLES, *size, 3)).astype("float32")
+
+
+def export_tflite(model, size: tuple[int, int], path: Path):
+    import numpy as np
+    import tensorflow as tf
+
+    signature = tf.TensorSpec([None, *size, 3], tf.float32, name="image")
+    function = tf.function(lambda x: model(x, training=False)).get_concrete_function(signature)
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
+
+    def predict(x):
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(x.shape))
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+        interpreter.invoke()
+        return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+    return predict
+
+
+def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
+    """Write the export; return its path and its largest difference from the Keras model."""
+    import numpy as np
+
+    from imgexp.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    run = open_run(run_dir)
+    path = output or run_dir / EXPORT_DIR / FORMATS[fmt]
+    if path.exists():
+        raise UserError(f"{path} exists already; remove it or choose another --output")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = run.load_model()
+    size = trained_image_size(model)
+    if fmt in ("keras", "h5"):
+        shutil.copy2(run.model_path, path) if fmt == "keras" else model.save(path)
+        reloaded = keras.models.load_model(path)
+        predict = lambda x: reloaded.predict(x, verbose=0)  # noqa: E731
+    elif fmt == "savedmodel":
+        # Not model.export(): its `serve` endpoint ran the nested classifier with dropout
+        # active here (a different answer on every call). training=False, said explicitly.
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")])
+        archive.write_out(str(path), verbose=False)
+        reloaded = tf.saved_model.load(str(path))  # kept referenced: its variables live with it
+        predict = reloaded.serve
+    else:
+        predict = export_tflite(model, size, path)
+    images = sample_images(size)
+    expected = model.predict(images, verbose=0)
+    got = np.asarray(predict(images))
+    return path, float(np.max(np.abs(got - expected)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m imgexp.export", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")
+    parser.add_argument("--format", choices=list(FORMATS), default="keras")
+    parser.add_argument("--output", type=Path, help="where to write (default RUN_DIR/export/...)")
+    args = parser.parse_args(argv)
+    return run_tool("imgexp.export", lambda: export_and_check(args.run_dir, args.format, args.output))
+
+
+def export_and_check(run_dir: Path, fmt: str, output: Path | None) -> int:
+    """Export, print the check's verdict; exit code 1 on a mismatch."""
+    path, difference = export(run_dir, fmt, output)
+    verdict = "OK" if difference <= TOLERANCE else "MISMATCH"
+    print(f"wrote {path}; loaded back, its probabilities on {SAMPLES} sample images differ from the Keras "
+          f"model's by at most {difference:.2e} (tolerance {TOLERANCE:.0e}): {verdict}")
+    return 0 if verdict == "OK" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
