@@ -42,6 +42,7 @@ class Schedule(str, Enum):
 
 
 class Precision(str, Enum):
+    auto = "auto"  # by device: mixed_bfloat16 on bfloat16 CPUs and GPUs, mixed_float16 on older GPUs, else float32
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -59,7 +60,8 @@ class DatasetConfig:
     image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
     batch_size: int = 32
     validation_split: float = 0.2  # used when there is no PATH/validation/
-    cache: Optional[str] = "memory"  # memory | a file path | null (no cache)
+    cache: Optional[str] = "auto"  # auto (memory when it fits) | memory | a file path | null (stream from disk)
+    cache_ram_share: float = 0.5  # auto: keep decoded images in memory up to this share of the available RAM
     on_bad_image: OnBadImage = OnBadImage.skip
 
 
@@ -128,8 +130,8 @@ class TrainerConfig:
     epochs: int = 20
     early_stopping_patience: int = 5  # epochs without improvement; 0 = off
     monitor: Monitor = Monitor.val_accuracy  # picks the best epoch / checkpoint
-    precision: Precision = Precision.float32
-    jit_compile: bool = False  # XLA; measured 3x slower for the CNN on CPU, so off
+    precision: Precision = Precision.auto
+    jit_compile: Optional[bool] = None  # XLA; null: off on a CPU (3x slower for the CNN here), Keras decides on a GPU
     seed: int = 42
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism
     fine_tune_epochs: int = 0  # > 0: head first, then unfreeze from model.fine_tune_at
@@ -235,8 +237,10 @@ def validate(cfg: Config) -> None:
             raise UserError("dataset=folder needs dataset.path=DIR (with DIR/train/<class>/ images)")
         if not Path(ds.path).is_dir():
             raise UserError(f"dataset.path={ds.path}: no such folder")
-    if ds.cache not in (None, "memory") and not Path(ds.cache).parent.is_dir():
-        raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use memory, null or a path in an existing folder")
+    if ds.cache not in (None, "memory", "auto") and not Path(ds.cache).parent.is_dir():
+        raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use auto, memory, null or a path in an existing folder")
+    if not 0.0 < ds.cache_ram_share <= 1.0:
+        raise UserError(f"dataset.cache_ram_share={ds.cache_ram_share}: must be in (0, 1]")
 
     aug = cfg.augmentation
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom"):

@@ -26,11 +26,13 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
-def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False) -> dict[str, float]:
+def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False,
+            plots: bool = True) -> dict[str, float]:
     """Run one experiment from a composed config; return its metrics.
 
     With `record_failures` (sweep jobs, trials) a config that fails validation still
-    leaves a failed HParams session, so it shows in TensorBoard's table.
+    leaves a failed HParams session, so it shows in TensorBoard's table. `plots=False`
+    (search trials) leaves out the PNGs nobody looks at during a search.
     """
     hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     try:
@@ -46,7 +48,7 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
     import_tensorflow()  # quietly, before anything else imports it
     from imgexp.training.run import run_experiment
 
-    return run_experiment(config, run_dir, hparams)
+    return run_experiment(config, run_dir, hparams, plots)
 
 
 def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:

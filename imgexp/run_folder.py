@@ -26,6 +26,7 @@ FAILED_FILE = "failed.json"  # the error of a run that failed
 HISTORY_FILE = "history.csv"  # one row per epoch, appended across resumes
 HISTORY_PLOT = "history.png"
 CONFUSION_PLOT = "confusion_matrix.png"
+CONFUSION_FILE = "confusion_matrix.csv"  # its counts: true classes as rows, predictions as columns
 REPORT_FILE = "classification_report.txt"
 TENSORBOARD_DIR = "tb"
 CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras holds them

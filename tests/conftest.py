@@ -86,6 +86,12 @@ def run_in_process(*args: str, cwd: Path) -> Outcome:
 
     from imgexp.app import main
 
+    # absl's log handler (installed with TensorFlow) writes to the sys.stderr of the moment it was made,
+    # pytest's capture here, and closes that stream when Hydra reconfigures logging while sys.stderr is
+    # another one (redirected below). Pointed at the real stderr it is never closed.
+    from absl import logging as absl_logging
+
+    absl_logging.get_absl_handler().python_handler.setStream(sys.__stderr__)
     saved = (os.getcwd(), sys.argv, dict(os.environ))
     out, err = io.StringIO(), io.StringIO()
     os.chdir(cwd)  # where Hydra puts outputs/

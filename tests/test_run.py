@@ -70,6 +70,26 @@ def test_tensorboard_hparams_session_names_config_keys(digits_run):
     assert hparams["augmentation.rotation"] == 10.0 and "model.name" not in hparams
 
 
+def test_auto_precision_and_cache_are_recorded_as_resolved(digits_run):
+    from imgexp.training.device import device_facts, resolve_precision
+
+    run_dir, metrics = digits_run
+    expected = resolve_precision("auto", device_facts())[0]
+    assert metrics["precision"] == expected != "auto"
+    hparams, _ = hparams_session(run_dir / "tb")
+    assert hparams["trainer.precision"] == expected, "the HParams table shows what ran, not auto"
+    assert metrics["cache"] == "memory", "cache=auto keeps the 1,797 digits (5.5 MB decoded) in memory"
+
+
+def test_cache_auto_streams_a_folder_larger_than_its_ram_share(image_folder, tmp_path, caplog):
+    with caplog.at_level("INFO"):
+        # An image size no other test uses: images this process decoded before would be reused as they are.
+        metrics = train(tmp_path, "dataset=folder", f"dataset.path={image_folder}", "dataset.cache_ram_share=1e-9",
+                        "dataset.image_size=[18,18]", "trainer.epochs=1")
+    assert metrics["cache"] == "none" and metrics["epochs_run"] == 1
+    assert "streamed from disk every epoch" in caplog.text
+
+
 def test_tensorboard_scalars_per_epoch_and_final_metrics(digits_run):
     run_dir, metrics = digits_run
     for split in ("train", "validation"):

@@ -41,7 +41,7 @@ from imgexp.data.pipeline import make_dataset  # noqa: E402
 from imgexp.models import build_model  # noqa: E402
 from imgexp.models.head import choose_head  # noqa: E402
 from imgexp.training.fit import train  # noqa: E402
-from imgexp.training.run import make_datasets  # noqa: E402
+from imgexp.training.inputs import make_datasets  # noqa: E402
 
 SIZE = (150, 150)
 BATCH = 32
@@ -136,7 +136,7 @@ def seed_tutorial_setup(root: Path):
     config = to_config(cfg)
     keras.utils.set_random_seed(config.trainer.seed)
     source = load_folder_source(str(root), 0.2, config.trainer.seed, "skip")
-    train_ds, val_ds = make_datasets(config, source)
+    train_ds, val_ds = make_datasets(config, source, config.dataset.cache)
     return config, source, train_ds, val_ds, build_model("cnn", SIZE, 2)
 
 

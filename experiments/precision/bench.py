@@ -106,23 +106,7 @@ def val_accuracy(overrides: list[str], run_dir: Path) -> dict:
     return {k: metrics[k] for k in ("val_accuracy", "val_loss", "fit_seconds", "epochs_run")}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--skip-accuracy", action="store_true")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="imgexp-precision-"))
-    results: dict = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__}}
-
-    peaks = {p: [] for p in ("float32", "bfloat16")}
-    speed = {(m, p): [] for m in MODELS for p in PRECISIONS}
-    for _ in range(args.rounds):  # interleaved: machine noise hits every cell alike
-        peaks["float32"].append(matmul_gflops(tf.float32))
-        peaks["bfloat16"].append(matmul_gflops(tf.bfloat16))
-        for model in MODELS:
-            for precision in PRECISIONS:
-                speed[(model, precision)].append(training_throughput(model, precision))
+def print_speed(peaks: dict, speed: dict) -> None:
     peak = {p: statistics.median(v) for p, v in peaks.items()}
     print(f"matmul 2048x2048: float32 {peak['float32']:.0f} GFLOP/s, bfloat16 {peak['bfloat16']:.0f} GFLOP/s "
           f"({peak['bfloat16'] / peak['float32']:.2f}x); rounds {peaks}")
@@ -137,32 +121,59 @@ def main() -> None:
         achieved = statistics.median(speed[("cnn", precision)]) * cnn_train_flops / 1e9
         print(f"tutorial CNN in {precision}: {achieved:.0f} GFLOP/s = {100 * achieved / peak[matmul]:.0f}% of the "
               f"{matmul} matmul peak ({cnn_train_flops / 1e9:.2f} GFLOP per training image)")
+
+
+def accuracy_parity(work: Path, seeds: list[int]) -> dict:
+    """val_accuracy of two recipes in both precisions over `seeds`, through imgexp's run path."""
+    folder = make_folder(work / "images", 250, 50)
+    recipes = {
+        "digits default (cnn 32x32, 20 epochs)": [],
+        "seed_tutorial, 500+100 generated JPEGs, 6 epochs": ["experiment=seed_tutorial", f"dataset.path={folder}",
+                                                             "trainer.epochs=6"],
+    }
+    accuracy: dict = {}
+    for recipe, overrides in recipes.items():
+        for seed in seeds:
+            for precision in PRECISIONS:
+                run_dir = work / "runs" / f"{len(accuracy)}"
+                accuracy[f"{recipe} | {precision} | seed {seed}"] = val_accuracy(
+                    [*overrides, f"trainer.seed={seed}", f"trainer.precision={precision}"], run_dir)
+    print("\n| recipe | precision | val_accuracy per seed | mean | fit s (median) |")
+    print("|---|---|---|---:|---:|")
+    for recipe in recipes:
+        for precision in PRECISIONS:
+            cells = [accuracy[f"{recipe} | {precision} | seed {s}"] for s in seeds]
+            values = [c["val_accuracy"] for c in cells]
+            print(f"| {recipe} | {precision} | {', '.join(f'{v:.4f}' for v in values)} | "
+                  f"{statistics.mean(values):.4f} | {statistics.median(c['fit_seconds'] for c in cells):.1f} |")
+    return accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="imgexp-precision-"))
+    results: dict = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "keras": keras.__version__}}
+
+    peaks = {p: [] for p in ("float32", "bfloat16")}
+    speed = {(m, p): [] for m in MODELS for p in PRECISIONS}
+    for _ in range(0 if args.skip_speed else args.rounds):  # interleaved: machine noise hits every cell alike
+        peaks["float32"].append(matmul_gflops(tf.float32))
+        peaks["bfloat16"].append(matmul_gflops(tf.bfloat16))
+        for model in MODELS:
+            for precision in PRECISIONS:
+                speed[(model, precision)].append(training_throughput(model, precision))
+    if not args.skip_speed:
+        print_speed(peaks, speed)
     results["matmul_gflops"] = peaks
     results["train_images_per_s"] = {f"{m} {p}": v for (m, p), v in speed.items()}
 
     if not args.skip_accuracy:
-        folder = make_folder(work / "images", 250, 50)
-        recipes = {
-            "digits default (cnn 32x32, 20 epochs)": [],
-            "seed_tutorial, 500+100 generated JPEGs, 6 epochs": ["experiment=seed_tutorial", f"dataset.path={folder}",
-                                                                 "trainer.epochs=6"],
-        }
-        accuracy: dict = {}
-        for recipe, overrides in recipes.items():
-            for seed in args.seeds:
-                for precision in PRECISIONS:
-                    run_dir = work / "runs" / f"{len(accuracy)}"
-                    accuracy[f"{recipe} | {precision} | seed {seed}"] = val_accuracy(
-                        [*overrides, f"trainer.seed={seed}", f"trainer.precision={precision}"], run_dir)
-        results["accuracy"] = accuracy
-        print("\n| recipe | precision | val_accuracy per seed | mean | fit s (median) |")
-        print("|---|---|---|---:|---:|")
-        for recipe in recipes:
-            for precision in PRECISIONS:
-                cells = [accuracy[f"{recipe} | {precision} | seed {s}"] for s in args.seeds]
-                values = [c["val_accuracy"] for c in cells]
-                print(f"| {recipe} | {precision} | {', '.join(f'{v:.4f}' for v in values)} | "
-                      f"{statistics.mean(values):.4f} | {statistics.median(c['fit_seconds'] for c in cells):.1f} |")
+        results["accuracy"] = accuracy_parity(work, args.seeds)
     print("\n" + json.dumps(results, indent=1))
 
 

@@ -28,6 +28,10 @@ def to_memory(split: Split, size: tuple[int, int], skip_bad: bool) -> Split:
     return Split(labels=np.concatenate(labels), images=np.concatenate(images))
 
 
+def is_decoded(key: Hashable) -> bool:
+    return key in _decoded
+
+
 def in_memory(key: Hashable, load: Callable[[], ImageSource], size: tuple[int, int], skip_bad: bool) -> ImageSource:
     """`load()`'s images, decoded once per process for this `key` (dataset settings + size)."""
     global decode_passes

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from imgexp.errors import UserError
-from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
+from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
                                REPORT_FILE, FinishedRun, open_run, trained_image_size, write_json)
 from imgexp.tools.cli import run_tool
 
@@ -63,7 +63,7 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     from imgexp.data.pipeline import make_dataset
     from imgexp.models.head import choose_head
     from imgexp.tracking.artifacts import write_classification_report
-    from imgexp.tracking.plots import plot_confusion_matrix
+    from imgexp.tracking.plots import confusion_counts, plot_confusion_matrix
     from imgexp.training.run import predict_split
 
     run = open_run(run_dir)
@@ -76,7 +76,8 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / METRICS_FILE, {"accuracy": float((y_true == y_pred).mean()), "loss": loss,
                                       "images": int(len(y_true)), "split": name})
-    plot_confusion_matrix(y_true, y_pred, run.class_names, out / CONFUSION_PLOT)
+    counts = confusion_counts(y_true, y_pred, run.class_names, out / CONFUSION_FILE)
+    plot_confusion_matrix(counts, run.class_names, out / CONFUSION_PLOT)
     print(write_classification_report(y_true, y_pred, run.class_names, out / REPORT_FILE))
     print(f"accuracy {float((y_true == y_pred).mean()):.4f}, loss {loss:.4f} on {len(y_true)} images; wrote {out}")
     return out

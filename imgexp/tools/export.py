@@ -7,6 +7,8 @@ model; the largest difference in probability is printed against a stated
 tolerance, and a mismatch fails the command. `h5` is there because the
 tutorial saves `image_classifier.h5`. The TFLite model takes images already
 resized to the run's training size (TFLite wants fixed spatial sizes).
+SavedModel and TFLite exports of a mixed-precision run compute in float32
+(TFLite has no bfloat16 kernels) and are checked against that float32 model.
 """
 
 import argparse
@@ -48,6 +50,28 @@ def export_tflite(model, size: tuple[int, int], path: Path):
     return predict
 
 
+def in_float32(model):
+    """The same network and weights computing in float32 (a mixed-precision run's model otherwise
+    computes in bfloat16 or float16); a float32 model comes back as it is."""
+    import keras
+
+    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+        return model
+
+    def float32_policies(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "DTypePolicy":
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: float32_policies(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [float32_policies(value) for value in node]
+        return node
+
+    clone = keras.saving.deserialize_keras_object(float32_policies(keras.saving.serialize_keras_object(model)))
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
     """Write the export; return its path and its largest difference from the Keras model."""
     import numpy as np
@@ -64,6 +88,8 @@ def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
     path.parent.mkdir(parents=True, exist_ok=True)
     model = run.load_model()
     size = trained_image_size(model)
+    if fmt in ("savedmodel", "tflite"):
+        model = in_float32(model)  # TFLite has no bfloat16 kernels; a SavedModel may run where none are fast
     if fmt in ("keras", "h5"):
         shutil.copy2(run.model_path, path) if fmt == "keras" else model.save(path)
         reloaded = keras.models.load_model(path)

@@ -11,10 +11,16 @@ The facts are gathered once per process; `resolve_*` take them as plain values
 so they are tested without the hardware.
 """
 
+import dataclasses
 import functools
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from imgexp.config import Precision, TrainerConfig
+
+log = logging.getLogger(__name__)
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names
 
@@ -76,3 +82,18 @@ def resolve_jit_compile(requested: bool | None, facts: DeviceFacts) -> bool | st
     if requested is not None:
         return requested
     return "auto" if facts.gpu_capabilities else False
+
+
+def resolve_trainer(trainer: TrainerConfig) -> TrainerConfig:
+    """The trainer config as this device runs it: `precision` and `jit_compile` never auto or null."""
+    facts = device_facts()
+    precision, why = resolve_precision(trainer.precision.value, facts)
+    jit_compile = resolve_jit_compile(trainer.jit_compile, facts)
+    log_once(f"precision {precision} ({why}); XLA jit_compile={jit_compile}")
+    return dataclasses.replace(trainer, precision=Precision(precision), jit_compile=jit_compile)
+
+
+@functools.cache
+def log_once(message: str) -> None:
+    """A search runs many trials in one process: say each device choice once."""
+    log.info(message)

@@ -24,7 +24,7 @@ def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: 
         optimizer=build_optimizer(cfg.optimizer, steps_per_epoch, epochs, lr_scale),
         loss=head.loss,
         metrics=["accuracy"],
-        jit_compile=cfg.trainer.jit_compile,  # never "auto": XLA is slower on CPU
+        jit_compile=cfg.trainer.jit_compile,  # resolved by training/device.py: off on a CPU
     )
 
 

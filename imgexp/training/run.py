@@ -18,23 +18,21 @@ import numpy as np
 import tensorflow as tf
 
 from imgexp.config import Config
-from imgexp.data.augment import RandomAffine
-from imgexp.data.in_memory import in_memory
-from imgexp.data.load import load_source
-from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
-from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_PLOT, HISTORY_FILE, HISTORY_PLOT,
+from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
                                LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
                                write_json)
 from imgexp.tracking.artifacts import write_classification_report
-from imgexp.tracking.plots import plot_confusion_matrix, plot_history
+from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
+from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
 from imgexp.training.history import best_row, read_history
+from imgexp.training.inputs import load_images, make_datasets
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -52,29 +50,6 @@ def runtime_settings(cfg: Config):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def load_images(cfg: Config) -> ImageSource:
-    """The dataset's images; with `dataset.cache=memory`, decoded once per process and reused."""
-    ds = cfg.dataset
-    settings = (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value)
-    if ds.cache != "memory":
-        return load_source(*settings)
-    key = (*settings, tuple(ds.image_size))
-    return in_memory(key, lambda: load_source(*settings), tuple(ds.image_size), ds.on_bad_image.value == "skip")
-
-
-def make_datasets(cfg: Config, source: ImageSource) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Training and validation pipelines; images already in memory need no tf.data cache."""
-    ds = cfg.dataset
-    aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
-    augmenter = RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
-    cache = None if ds.cache == "memory" else ds.cache
-    common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size, cache=cache,
-                  seed=cfg.trainer.seed, skip_bad=ds.on_bad_image.value == "skip")
-    train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", **common)
-    val_ds = make_dataset(source.validation, training=False, cache_name="validation", **common)
-    return train_ds, val_ds
 
 
 def model_options(cfg: Config) -> dict:
@@ -105,9 +80,15 @@ def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -
     os.replace(partial, run_dir / MODEL_FILE)
 
 
-def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float]:
-    """Train, evaluate and save one model; return its metrics (also in metrics.json)."""
+def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True) -> dict[str, float]:
+    """Train, evaluate and save one model; return its metrics (also in metrics.json).
+
+    `plots=False` (a search's trials) leaves the PNGs out; they can be drawn later
+    from the run folder (tracking.plots.draw_run_plots).
+    """
     started = time.perf_counter()
+    cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
+    hparams = {**hparams, "trainer.precision": cfg.trainer.precision.value}
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_finished(run_dir):
         raise UserError(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
@@ -120,10 +101,10 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
         recorder.start_session(hparams, session_name=str(run_dir))
     with runtime_settings(cfg):
         try:
-            source = load_images(cfg)
+            source, cache = load_images(cfg)
             log.info("%d training and %d validation images, %d classes: %s", len(source.train),
                      len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
-            train_ds, val_ds = make_datasets(cfg, source)
+            train_ds, val_ds = make_datasets(cfg, source, cache)
             head = choose_head(source.num_classes, cfg.model.head.value)
             strategy = distribution_strategy(cfg.trainer.strategy)
             with strategy.scope():  # the model's variables live on the strategy's devices
@@ -133,8 +114,9 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
                     recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
                 steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
                 fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps)
-            metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder)
-            metrics["replicas"] = strategy.num_replicas_in_sync
+            metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
+            metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
+                           cache=cache or "none")
         except BaseException:
             recorder.end_session(success=False)
             recorder.close()
@@ -153,7 +135,7 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict) -> dict[str, float
 
 
 def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val_ds: tf.data.Dataset,
-           run_dir: Path, recorder: TensorBoardRecorder) -> dict[str, float]:
+           run_dir: Path, recorder: TensorBoardRecorder, plots: bool) -> dict[str, float]:
     """Restore the best epoch, evaluate it on validation, write every artifact."""
     history = read_history(run_dir / HISTORY_FILE)
     monitor = cfg.trainer.monitor.value
@@ -177,10 +159,11 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         "num_params": int(model.count_params()),
     }
     write_json(run_dir / LABELS_FILE, source.class_names)
-    plot_history(history, run_dir / HISTORY_PLOT)
-    plot_confusion_matrix(y_true, y_pred, source.class_names, run_dir / CONFUSION_PLOT)
+    confusion_counts(y_true, y_pred, source.class_names, run_dir / CONFUSION_FILE)
     write_classification_report(y_true, y_pred, source.class_names, run_dir / REPORT_FILE)
-    recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
+    if plots:
+        draw_run_plots(run_dir)
+        recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
     recorder.scalars({"best/val_accuracy": metrics["val_accuracy"], "best/val_loss": metrics["val_loss"]},
                      step=metrics["best_epoch"])
     save_model(model, tuple(cfg.dataset.image_size), run_dir)

@@ -30,6 +30,7 @@ log = logging.getLogger("imgexp.search")
 # imgexp reports those in one line and logs the traceback of real bugs itself (run_trial_config).
 kt_config.DEBUG = False
 
+OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
 # Hyperband's own per-trial value; it sets how long the trial trains.
 HYPERBAND_EPOCHS = "tuner/epochs"
 
@@ -43,7 +44,7 @@ def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
     try:
         cfg, choices = compose_config(overrides)
         write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
-        return run_job(cfg, run_dir, choices, record_failures=True)
+        return run_job(cfg, run_dir, choices, record_failures=True, plots=False)  # best/ gets its plots
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
         raise kt.errors.FailedTrialError(str(err)) from err
@@ -78,10 +79,12 @@ class RunTuner(BaseTuner):
         overrides = self.trial_overrides(trial)
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         if self.executions == 1:
-            return run_trial_config(overrides, trial_dir)
-        runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}")
-                for i in range(self.executions)]
-        return {k: statistics.mean(r[k] for r in runs) for k in ("val_accuracy", "val_loss")}
+            runs = [run_trial_config(overrides, trial_dir)]
+        else:
+            runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}")
+                    for i in range(self.executions)]
+        # KerasTuner takes numbers only; metrics.json also says how the trial ran (precision, cache).
+        return {k: statistics.mean(r[k] for r in runs) for k in OBJECTIVES}
 
     def on_trial_begin(self, trial) -> None:
         super().on_trial_begin(trial)
