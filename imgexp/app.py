@@ -10,7 +10,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -50,6 +50,11 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def describe_config_error(err: Exception) -> str:
     """One line for a Hydra or OmegaConf error: the key, what is wrong, the fix."""
+    if isinstance(err, OverrideParseException):
+        reason = " ".join(err.message.split("See https://")[0].split())  # Hydra appends a link to its grammar
+        return (f"{err.override}: not a valid override ({reason}); write key=value, lists as "
+                "key=[a,b] with the brackets closed, and quote the whole override in the shell, "
+                "e.g. 'dataset.image_size=[64,64]'")
     if isinstance(err, MissingConfigException) and err.options:
         group = Path(err.missing_cfg_file).parent.name if err.missing_cfg_file else "option"
         wrong = Path(err.missing_cfg_file).name if err.missing_cfg_file else "?"
@@ -92,6 +97,10 @@ def main() -> None:
         exit_with(str(err))
     except (HydraException, OmegaConfBaseException) as err:
         exit_with(describe_config_error(err))
+    except ValueError as err:  # Hydra's own flags that do not go together (-m with --cfg, ...)
+        if "can be specified" not in str(err):
+            raise
+        exit_with(f"{err}; give one of them per command")
     except Exception as err:
         message = describe_launcher_failure(err)
         if message is None:

@@ -8,6 +8,7 @@ the tools alike. Nothing here imports TensorFlow.
 
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ class FinishedRun:
     def load_model(self):
         import keras  # heavy: only once a command really needs the model
 
+        check_complete(self.model_path)
         try:
             return keras.models.load_model(self.model_path)  # safe_mode stays on
         except ValueError as err:
@@ -122,6 +124,19 @@ class FinishedRun:
                 raise
             raise UserError(f"{self.model_path}: refused, it holds code that would run on loading "
                             "(a Lambda layer); imgexp never loads such models") from err
+
+
+def check_complete(model_path: Path) -> None:
+    """A .keras file is a zip archive: one cut short (an interrupted copy, a full disk) fails its
+    CRC check or has no central directory; say so in one line instead of Keras' traceback."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        broken = str(err)
+    if broken is not None:
+        raise UserError(f"{model_path}: damaged, not a complete Keras model file ({broken}); "
+                        "copy it again, or train the run again in a new folder")
 
 
 def trained_image_size(model) -> tuple[int, int]:

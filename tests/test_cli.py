@@ -94,3 +94,14 @@ def test_tf_cpp_min_log_level_0_shows_tensorflows_own_lines_again():
     absl_line = re.compile(r"^[IWE]\d{4} ", re.MULTILINE)
     assert not absl_line.search(quiet.stderr), quiet.stderr
     assert absl_line.search(loud.stderr), "TensorFlow logs its start-up at level 0"
+
+
+@pytest.mark.parametrize("args, names", [
+    (["dataset.image_size=[32,"], "dataset.image_size=[32,: not a valid override"),
+    (["-m", "optimizer.lr=1e-3", "--cfg", "job"], "Only one of --run, --multirun"),
+])
+def test_malformed_command_lines_are_one_clear_line(args, names):
+    result = run_cli(*args, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = error_lines(result)
+    assert len(lines) == 1 and names in lines[0], result.stderr

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -165,3 +166,19 @@ def test_a_model_with_code_inside_is_refused(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
     result = run_cli(str(tmp_path), str(image), module="imgexp.predict", timeout=120)
     assert result.returncode == 2 and "refused" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("tool, extra", [("imgexp.predict", ["x.png"]), ("imgexp.evaluate", []),
+                                         ("imgexp.export", ["--format", "h5"])])
+def test_a_model_file_cut_short_is_one_line(folder_run, tmp_path, tool, extra):
+    for name in ("labels.json", "metrics.json"):
+        (tmp_path / name).write_bytes((folder_run / name).read_bytes())
+    shutil.copytree(folder_run / ".hydra", tmp_path / ".hydra")  # evaluate rebuilds the split from it
+    whole = (folder_run / "model.keras").read_bytes()
+    (tmp_path / "model.keras").write_bytes(whole[: len(whole) * 2 // 3])  # an interrupted copy
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    result = run_cli(str(tmp_path), *[str(tmp_path / e) if e.endswith(".png") else e for e in extra],
+                     module=tool, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [l for l in result.stderr.splitlines() if ": error:" in l]
+    assert len(errors) == 1 and "damaged" in errors[0] and "model.keras" in errors[0]

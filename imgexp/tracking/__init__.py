@@ -1,1 +1,1 @@
-"""TensorBoard records, run artifacts and plots."""
+"""TensorBoard records, the hyperparameters' names, plots and the classification report of a run."""

@@ -1,1 +1,1 @@
-"""Optimizers, callbacks and the fit/evaluate loop of one run."""
+"""One run's training: device settings, inputs, optimizers, callbacks, fit with resume, evaluation and artifacts."""
