@@ -15,14 +15,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from imgexp.config import register_configs
+from imgexp.config import config_path, register_configs
 from imgexp.errors import UserError, exit_with
 from imgexp.job import run_job, run_sweep_job
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="pkg://imgexp.conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir, choices = Path(hydra_cfg.runtime.output_dir), dict(hydra_cfg.runtime.choices)

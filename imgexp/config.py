@@ -6,6 +6,7 @@ adds the checks a type cannot express (ranges, paths that must exist).
 Nothing here imports TensorFlow: `--help` and `--cfg job` stay fast.
 """
 
+import importlib.util
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -204,6 +205,14 @@ class Config:
     tuner: Optional[TunerConfig] = None  # tuner=random|bayesian|hyperband|grid runs a search
     search_space: Optional[Dict[str, Any]] = None  # config key -> values or a range
     search: SearchConfig = field(default_factory=SearchConfig)
+
+
+def config_path() -> str:
+    """Where Hydra finds conf/: the installed package imgexp.conf (`pip install .` or `-e .`), or, when
+    Python imports imgexp from a checkout (`python -m imgexp` run inside it), that checkout's conf/."""
+    if importlib.util.find_spec("imgexp.conf") is not None:
+        return "pkg://imgexp.conf"
+    return str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def register_configs() -> None:

@@ -64,6 +64,12 @@ def test_installed_imgexp_runs_from_outside_the_checkout(tmp_path, mode):
     assert cfg.returncode == 0, cfg.stderr
     assert "name: resnet50" in cfg.stdout
 
+    # Inside the checkout Python imports imgexp from the source tree (its own conf/ is beside it).
+    in_checkout = subprocess.run([str(python), "-m", "imgexp", "--cfg", "job", "model=mobilenetv2"], cwd=CHECKOUT,
+                                 env=env, capture_output=True, text=True, timeout=120)
+    assert in_checkout.returncode == 0, in_checkout.stderr
+    assert "name: mobilenetv2" in in_checkout.stdout
+
     run = subprocess.run([str(python), "-m", "imgexp", *TINY, "trainer.epochs=1"], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
