@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from imgexp.errors import exit_with
-from imgexp.run_folder import CONFIG_FILE, METRICS_FILE, is_finished
+from imgexp.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, is_finished
 
 
 def task_config(config: DictConfig) -> dict:
@@ -35,6 +35,8 @@ class RunDirGuard(Callback):
         if is_finished(run_dir):
             exit_with(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
         saved = run_dir / CONFIG_FILE
+        if not (run_dir / HISTORY_FILE).exists():
+            return  # no epoch trained there (e.g. a config that failed its checks): nothing to keep
         if saved.exists() and OmegaConf.to_container(OmegaConf.load(saved)) != task_config(config):
             exit_with(
                 f"{run_dir} holds an interrupted run with other settings ({saved}); "

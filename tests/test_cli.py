@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import TINY, cli_env, run_cli
+from conftest import TINY, cli_command, cli_env, run_cli
 
 
 def error_lines(result) -> list[str]:
@@ -105,3 +105,19 @@ def test_malformed_command_lines_are_one_clear_line(args, names):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     lines = error_lines(result)
     assert len(lines) == 1 and names in lines[0], result.stderr
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    """Parallel runs from a script just work; a folder where no epoch trained never blocks a run."""
+    commands = [cli_command(*TINY, "trainer.epochs=1", f"optimizer.lr={lr}") for lr in (0.01, 0.003)]
+    processes = [subprocess.Popen(c, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for c in commands]
+    outcomes = [p.communicate(timeout=300) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err[-2000:] for _, err in outcomes]
+    assert len(list(tmp_path.glob("outputs/*/*/metrics.json"))) == 2
+
+    failed = run_cli("model.dropout=1.5", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=120)
+    assert failed.returncode == 2 and (tmp_path / "run" / ".hydra" / "config.yaml").exists()
+    again = run_cli(*TINY, "trainer.epochs=1", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()

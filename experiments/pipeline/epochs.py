@@ -72,18 +72,25 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="keep / reuse the generated folder here")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variant", action="append", default=[], metavar="'NAME: KEY=VALUE ...'",
+                        help="another imgexp row with these overrides, e.g. 'float32 streamed: "
+                             "trainer.precision=float32 dataset.cache=null' (repeatable)")
     args = parser.parse_args()
+    variants = {"imgexp defaults": [], "imgexp float32": ["trainer.precision=float32"]}
+    for variant in args.variant:
+        name, _, overrides = variant.partition(":")
+        variants[f"imgexp {name.strip()}"] = overrides.split()
     work = Path(tempfile.mkdtemp(prefix="imgexp-epochs-"))
     data = args.data or work / "images"
     if not (data / "train").is_dir():
         make_folder(data, 500, 100, side=300)
 
-    rows: dict[str, list[list[float]]] = {"tutorial script": [], "imgexp defaults": [], "imgexp float32": []}
-    metrics: dict[str, list[dict]] = {"imgexp defaults": [], "imgexp float32": []}
+    rows: dict[str, list[list[float]]] = {"tutorial script": [], **{name: [] for name in variants}}
+    metrics: dict[str, list[dict]] = {name: [] for name in variants}
     for r in range(args.rounds):  # interleaved
         rows["tutorial script"].append(tutorial_epochs(data, args.epochs, work))
-        for name, overrides in (("imgexp defaults", ()), ("imgexp float32", ("trainer.precision=float32",))):
-            seconds, run_metrics = imgexp_epochs(data, args.epochs, work / f"{name.replace(' ', '_')}_{r}", *overrides)
+        for i, (name, overrides) in enumerate(variants.items()):
+            seconds, run_metrics = imgexp_epochs(data, args.epochs, work / f"variant{i}_{r}", *overrides)
             rows[name].append(seconds)
             metrics[name].append(run_metrics)
 
