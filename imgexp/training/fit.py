@@ -6,6 +6,7 @@ against every earlier epoch, also those from before a resume.
 """
 
 import time
+import warnings
 from pathlib import Path
 
 import keras
@@ -65,11 +66,16 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
               phase: str, initial_epoch: int, epochs: int) -> float:
     """Seconds spent inside model.fit."""
     started = time.perf_counter()
-    model.fit(
-        train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
-        callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
-        shuffle=False,  # the tf.data pipeline shuffles
-    )
+    with warnings.catch_warnings():
+        # Files are checked by their headers only, so a streamed pipeline skips what fails to decode
+        # (reported by name) and its length is unknown; Keras then says "Your input ran out of data"
+        # at the end of every first epoch. imgexp never sets steps_per_epoch: nothing is wrong.
+        warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
+        model.fit(
+            train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
+            callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
+            shuffle=False,  # the tf.data pipeline shuffles
+        )
     return time.perf_counter() - started
 
 
