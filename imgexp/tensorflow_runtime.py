@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 START_UP_NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|^[IW]\d{4} "  # absl INFO and WARNING lines: TF_CPP_MIN_LOG_LEVEL=2 means not to show them
-    r"|cuda_platform\.cc:\d+\] failed call to cuInit"  # no GPU here; said below in imgexp's own words
+    r"|cuda_platform\.cc:\d+\] failed call to cuInit"  # no GPU here; the run logs the device and precision it uses
+    r"|^To enable the following instructions: .* rebuild TensorFlow"  # cpu_feature_guard's second line
 )
+
+
+def without_noise(lines: list[str]) -> list[str]:
+    return [line for line in lines if not START_UP_NOISE.search(line)]
 
 
 def wants_native_logs() -> bool:
@@ -50,6 +55,7 @@ def native_stderr_captured():
 
 def import_tensorflow() -> ModuleType:
     """`import tensorflow` and its device probe, with the start-up noise left out."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # every entry point: the tools too
     if "tensorflow" in sys.modules or wants_native_logs():
         import tensorflow as tf
 
@@ -60,8 +66,7 @@ def import_tensorflow() -> ModuleType:
 
             gpus = tf.config.list_physical_devices("GPU")  # CUDA initialises here: its lines are caught too
     finally:  # also when the import fails: its own lines may say why
-        for line in lines:
-            if not START_UP_NOISE.search(line):
-                print(line, file=sys.stderr)
+        for line in without_noise(lines):
+            print(line, file=sys.stderr)
     log.debug("TensorFlow %s, GPUs: %s", tf.__version__, [gpu.name for gpu in gpus] or "none")
     return tf

@@ -27,3 +27,8 @@ class ImageSource:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def splits(self) -> dict[str, Split]:
+        """train, validation and (when there is one) test, by name."""
+        return {"train": self.train, "validation": self.validation,
+                **({"test": self.test} if self.test is not None else {})}

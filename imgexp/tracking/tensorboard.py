@@ -45,6 +45,11 @@ class TensorBoardRecorder:
             tf.summary.image(name, image[None], step=0, description=description)
         self.writer.flush()
 
+    def text(self, name: str, markdown: str) -> None:
+        with self.writer.as_default():
+            tf.summary.text(name, markdown, step=0)
+        self.writer.flush()
+
     def png(self, name: str, path: Path) -> None:
         self.image(name, tf.io.decode_png(tf.io.read_file(str(path)), channels=3).numpy())
 

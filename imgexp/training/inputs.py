@@ -8,7 +8,8 @@ import tensorflow as tf
 from imgexp.config import Config
 from imgexp.data.augment import RandomAffine
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
-from imgexp.data.in_memory import in_memory, is_decoded
+from imgexp.data.fingerprint import fingerprint
+from imgexp.data.in_memory import in_memory, is_decoded, listed
 from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
@@ -20,8 +21,14 @@ def image_count(source: ImageSource) -> int:
     return len(source.train) + len(source.validation) + (len(source.test) if source.test is not None else 0)
 
 
-def load_images(cfg: Config) -> tuple[ImageSource, str | None]:
-    """The dataset's images, and the cache the tf.data pipeline still applies ("memory": none needed).
+def dataset_key(cfg: Config) -> tuple:
+    ds = cfg.dataset
+    return (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value, tuple(ds.image_size))
+
+
+def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
+    """The dataset's images, the cache the tf.data pipeline still applies ("memory": none needed),
+    and the dataset as listed (file names: what the run's records describe).
 
     `dataset.cache=memory` decodes once per process and every later run (a search's
     trials) reuses the arrays; `auto` does so when they fit in `dataset.cache_ram_share`
@@ -29,8 +36,8 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None]:
     """
     ds = cfg.dataset
     size = tuple(ds.image_size)
-    settings = (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value)
-    key = (*settings, size)
+    key = dataset_key(cfg)
+    settings = key[:-1]
     cache = ds.cache
     source = None
     if cache == "auto" and is_decoded(key):
@@ -41,10 +48,17 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None]:
         log.info(choice.describe(image_count(source), size))
         cache = choice.cache
     if cache != MEMORY:
-        return source or load_source(*settings), cache
-    listed = source
-    decoded = in_memory(key, lambda: listed or load_source(*settings), size, ds.on_bad_image.value == "skip")
-    return decoded, MEMORY
+        source = source or load_source(*settings)
+        return source, cache, source
+    first_listing = source
+    decoded = in_memory(key, lambda: first_listing or load_source(*settings), size, ds.on_bad_image.value == "skip")
+    return decoded, MEMORY, listed(key)
+
+
+def data_identity(cfg: Config, listing: ImageSource) -> dict:
+    """The data fingerprint of this dataset; its files are read once per machine (a search's trials and
+    later runs find their hashes in the cache and only look at each file's size and time)."""
+    return fingerprint(listing, cfg.dataset.path)
 
 
 def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[tf.data.Dataset, tf.data.Dataset]:

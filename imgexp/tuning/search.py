@@ -20,7 +20,7 @@ from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFUSION_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
-                               REPORT_FILE, read_run)
+                               PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE, read_run)
 from imgexp.tracking.plots import draw_run_plots
 from imgexp.tracking.hparams import CONFIG_GROUPS
 from imgexp.tuning import distributed, workers
@@ -98,7 +98,8 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     out = search_dir / "best"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for name in (MODEL_FILE, LABELS_FILE, METRICS_FILE, HISTORY_FILE, CONFUSION_FILE, REPORT_FILE):
+    for name in (MODEL_FILE, LABELS_FILE, METRICS_FILE, HISTORY_FILE, CONFUSION_FILE, REPORT_FILE, PROVENANCE_FILE,
+                 SPLIT_FILE):
         if (source / name).exists():
             shutil.copy2(source / name, out / name)
     draw_run_plots(out)  # trials skip their plots; the best one gets them here

@@ -1,0 +1,77 @@
+"""provenance.json: what made a run, so a row of a ranked table can be traced to code, packages and data.
+
+The imgexp version and the versions of the packages it trains with, Python, the
+devices, the host, the command line, start and end time (UTC), the git commit
+of the working directory's repository (and whether it had uncommitted changes),
+and the data fingerprint (imgexp.data.fingerprint).
+"""
+
+import datetime
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("imgexp", "tensorflow", "keras", "keras-tuner", "hydra-core", "omegaconf", "numpy")
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(directory: Path) -> dict | None:
+    """{"commit", "dirty"} of the repository holding `directory`, or None (no git, or not a repository)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def devices() -> list[str]:
+    import tensorflow as tf
+
+    return [f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices()]
+
+
+def provenance(data: dict, started: str) -> dict:
+    return {
+        "versions": {**package_versions(), "python": platform.python_version()},
+        "devices": devices(),
+        "host": platform.node(),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "started_utc": started,
+        "ended_utc": None,
+        "git": git_state(Path.cwd()),
+        "data": data,
+    }
+
+
+def as_markdown(record: dict) -> str:
+    """The same facts as text, for the run's TensorBoard session."""
+    git = record["git"]
+    lines = [
+        f"**data** `{record['data']['sha256'][:12]}`: " + ", ".join(
+            f"{name} {split['images']} images ({', '.join(f'{c} {n}' for c, n in split['per_class'].items())})"
+            for name, split in record["data"]["splits"].items()),
+        "**versions** " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        f"**git** {git['commit'][:12]}{' (uncommitted changes)' if git['dirty'] else ''}" if git else "**git** none",
+        f"**host** {record['host']}, devices {', '.join(record['devices'])}",
+        f"**command** `{' '.join(record['command'])}`, started {record['started_utc']}",
+    ]
+    return "\n\n".join(lines)

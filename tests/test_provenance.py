@@ -1,0 +1,80 @@
+"""What a run records about what made it: provenance.json, split.csv, their TensorBoard summary, and a
+resumed run refused when its data changed."""
+
+import csv
+import json
+import shutil
+
+import pytest
+from PIL import Image
+
+from conftest import TINY, write_class_folders
+from imgexp.compose import compose_config
+from imgexp.data.fingerprint import ContentHashes, fingerprint
+from imgexp.data.folder import load_folder_source
+from imgexp.errors import UserError
+from imgexp.job import run_job
+from tbread import accumulator
+
+
+def train(run_dir, *overrides):
+    cfg, choices = compose_config([*TINY, "trainer.epochs=1", *overrides])
+    return run_job(cfg, run_dir, choices)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """train/ only (validation split off it), three classes, one of them small."""
+    root = tmp_path / "data"
+    write_class_folders(root / "train", ["a", "b"], per_class=12, seed=3)
+    write_class_folders(root / "train", ["c"], per_class=4, seed=4)
+    return root
+
+
+def test_a_run_records_versions_git_and_its_data(folder, tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "dataset=folder", f"dataset.path={folder}", "dataset.validation_split=0.25")
+    record = json.loads((run_dir / "provenance.json").read_text())
+    assert record["versions"]["tensorflow"] and record["versions"]["keras"] and record["versions"]["python"]
+    assert record["started_utc"] <= record["ended_utc"] and record["devices"]
+    assert record["git"] is None or len(record["git"]["commit"]) == 40
+    splits = record["data"]["splits"]
+    assert splits["train"]["images"] + splits["validation"]["images"] == 28
+    assert sum(splits["validation"]["per_class"].values()) == splits["validation"]["images"]
+    with (run_dir / "split.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 28 and {r["split"] for r in rows} == {"train", "validation"}
+    assert all(r["image"].startswith("train/") and r["image"].split("/")[1] == r["label"] for r in rows)
+    texts = accumulator(run_dir / "tb").Tensors("provenance")
+    assert texts and record["data"]["sha256"][:12] in texts[0].tensor_proto.string_val[0].decode()
+
+
+def test_the_same_seed_and_files_give_the_same_split(folder, tmp_path):
+    for name in ("one", "two"):
+        train(tmp_path / name, "dataset=folder", f"dataset.path={folder}", "dataset.validation_split=0.25")
+    assert (tmp_path / "one" / "split.csv").read_text() == (tmp_path / "two" / "split.csv").read_text()
+    first, second = (json.loads((tmp_path / n / "provenance.json").read_text())["data"] for n in ("one", "two"))
+    assert first == second
+
+
+def test_the_fingerprint_sees_one_changed_image_and_hashes_each_file_once(folder, tmp_path):
+    source = load_folder_source(str(folder), 0.25, 42, "skip")
+    hashes = ContentHashes(tmp_path / "hashes.json")
+    before = fingerprint(source, str(folder), hashes)
+    assert hashes.hashed == 28
+    again = ContentHashes(tmp_path / "hashes.json")  # a new process: the cache on disk
+    assert fingerprint(source, str(folder), again) == before and again.hashed == 0
+    Image.new("RGB", (24, 24), "white").save(folder / "train" / "a" / "000.jpg")
+    changed = fingerprint(source, str(folder), ContentHashes(tmp_path / "hashes.json"))
+    assert changed["sha256"] != before["sha256"]
+    assert changed["splits"]["validation"] == before["splits"]["validation"] or \
+        changed["splits"]["train"] != before["splits"]["train"]
+
+
+def test_a_resumed_run_whose_data_changed_is_refused(folder, tmp_path):
+    run_dir = tmp_path / "run"
+    train(run_dir, "dataset=folder", f"dataset.path={folder}", "dataset.image_size=[20,20]")
+    (run_dir / "metrics.json").unlink()  # as if killed before its last file: it would resume
+    Image.new("RGB", (24, 24), "white").save(folder / "train" / "b" / "001.jpg")
+    with pytest.raises(UserError, match="data changed since the run started"):
+        train(run_dir, "dataset=folder", f"dataset.path={folder}", "dataset.image_size=[20,20]")
