@@ -3,7 +3,6 @@ resumed run refused when its data changed."""
 
 import csv
 import json
-import shutil
 
 import pytest
 from PIL import Image
