@@ -8,7 +8,6 @@ import tensorflow as tf
 from imgexp.config import Config
 from imgexp.data.augment import RandomAffine
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
-from imgexp.data.fingerprint import fingerprint
 from imgexp.data.in_memory import in_memory, is_decoded, listed
 from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
@@ -53,12 +52,6 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
     first_listing = source
     decoded = in_memory(key, lambda: first_listing or load_source(*settings), size, ds.on_bad_image.value == "skip")
     return decoded, MEMORY, listed(key)
-
-
-def data_identity(cfg: Config, listing: ImageSource) -> dict:
-    """The data fingerprint of this dataset; its files are read once per machine (a search's trials and
-    later runs find their hashes in the cache and only look at each file's size and time)."""
-    return fingerprint(listing, cfg.dataset.path)
 
 
 def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[tf.data.Dataset, tf.data.Dataset]:

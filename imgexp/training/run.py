@@ -4,9 +4,7 @@ The one path every single run, multirun job and tuner trial goes through: a
 validated config in, metrics out, everything else written into `run_dir`.
 """
 
-import csv
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -20,23 +18,22 @@ import numpy as np
 import tensorflow as tf
 
 from imgexp.config import Config
-from imgexp.data.fingerprint import split_rows
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
-                               LABELS_FILE, METRICS_FILE, MODEL_FILE, PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE,
-                               TENSORBOARD_DIR, is_finished, write_json)
+                               LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
+                               write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
-from imgexp.tracking.provenance import as_markdown, provenance, utc_now
+from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
 from imgexp.training.history import best_row, read_history
-from imgexp.training.inputs import data_identity, load_images, make_datasets
+from imgexp.training.inputs import load_images, make_datasets
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -77,33 +74,6 @@ def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[
     return y_true, y_pred, loss
 
 
-def record_data(cfg: Config, listing: ImageSource, run_dir: Path, resumed: bool,
-                recorder: TensorBoardRecorder) -> None:
-    """provenance.json, split.csv and their summary in TensorBoard; a resumed run must see the same data."""
-    data = data_identity(cfg, listing)
-    path = run_dir / PROVENANCE_FILE
-    if resumed and path.is_file():
-        before = json.loads(path.read_text())["data"]["sha256"]
-        if before != data["sha256"]:
-            raise UserError(f"{run_dir}: its data changed since the run started (data fingerprint {before[:12]}, "
-                            f"now {data['sha256'][:12]}; split.csv lists what it trained on); run it in a new "
-                            "hydra.run.dir, or restore the data")
-        return
-    record = provenance(data, utc_now())
-    write_json(path, record)
-    with (run_dir / SPLIT_FILE).open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "image", "label"])
-        writer.writerows(split_rows(listing, cfg.dataset.path))
-    recorder.text("provenance", as_markdown(record))
-
-
-def finish_provenance(run_dir: Path) -> None:
-    path = run_dir / PROVENANCE_FILE
-    if path.is_file():
-        write_json(path, {**json.loads(path.read_text()), "ended_utc": utc_now()})
-
-
 def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> None:
     """model.keras, written whole or not at all."""
     partial = run_dir / f".partial.{MODEL_FILE}"
@@ -133,7 +103,7 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
     with runtime_settings(cfg):
         try:
             source, cache, listing = load_images(cfg)
-            record_data(cfg, listing, run_dir, resumed, recorder)
+            record_data(run_dir, listing, cfg.dataset.path, resumed, recorder)
             log.info("%d training and %d validation images, %d classes: %s", len(source.train),
                      len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
             train_ds, val_ds = make_datasets(cfg, source, cache)
