@@ -78,6 +78,7 @@ class RunRecord:
     choices: dict[str, Any] = field(default_factory=dict)  # group -> option, e.g. model: cnn
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    data: str = ""  # the data fingerprint (sha256) from provenance.json; "" for runs from before it
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -85,6 +86,8 @@ def read_run(run_dir: Path) -> RunRecord:
     record = RunRecord(run_dir, "running", read_yaml(run_dir / CONFIG_FILE) or {},
                        read_yaml(run_dir / OVERRIDES_FILE) or [],
                        dict(hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}))
+    if (run_dir / PROVENANCE_FILE).is_file():
+        record.data = json.loads((run_dir / PROVENANCE_FILE).read_text()).get("data", {}).get("sha256", "")
     if is_finished(run_dir):
         record.status, record.metrics = "finished", json.loads((run_dir / METRICS_FILE).read_text())
     elif (run_dir / FAILED_FILE).is_file():

@@ -5,19 +5,22 @@ import csv
 import json
 
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import TINY, write_class_folders
+from conftest import TINY, run_cli, write_class_folders
 from imgexp.compose import compose_config
 from imgexp.data.fingerprint import ContentHashes, fingerprint
 from imgexp.data.folder import load_folder_source
 from imgexp.errors import UserError
 from imgexp.job import run_job
+from imgexp.run_folder import write_config
 from tbread import accumulator
 
 
 def train(run_dir, *overrides):
     cfg, choices = compose_config([*TINY, "trainer.epochs=1", *overrides])
+    write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), list(overrides), choices)  # as Hydra does
     return run_job(cfg, run_dir, choices)
 
 
@@ -77,3 +80,19 @@ def test_a_resumed_run_whose_data_changed_is_refused(folder, tmp_path):
     Image.new("RGB", (24, 24), "white").save(folder / "train" / "b" / "001.jpg")
     with pytest.raises(UserError, match="data changed since the run started"):
         train(run_dir, "dataset=folder", f"dataset.path={folder}", "dataset.image_size=[20,20]")
+
+
+def test_compare_shows_each_runs_data_and_warns_when_it_differs(folder, tmp_path):
+    runs = tmp_path / "runs"
+    train(runs / "a", "dataset=folder", f"dataset.path={folder}")
+    train(runs / "b", "dataset=folder", f"dataset.path={folder}", "optimizer.lr=0.003")
+    same = run_cli(str(runs), module="imgexp.compare", timeout=60)
+    assert same.returncode == 0 and "warning" not in same.stderr, same.stderr
+    Image.new("RGB", (24, 24), "white").save(folder / "train" / "c" / "000.jpg")
+    train(runs / "c", "dataset=folder", f"dataset.path={folder}")
+    mixed = run_cli(str(runs), "--csv", str(tmp_path / "runs.csv"), module="imgexp.compare", timeout=60)
+    assert mixed.returncode == 0
+    with (tmp_path / "runs.csv").open() as f:
+        data = {row["run"]: row["data"] for row in csv.DictReader(f)}
+    assert data["a"] == data["b"] != data["c"] and len(data["c"]) == 8
+    assert "trained on 2 different data sets" in mixed.stderr

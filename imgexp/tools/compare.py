@@ -47,7 +47,7 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
     for rank, r in enumerate(records, 1):
         flat = flatten(r.config)
         name = str(r.path.relative_to(root)) if root and r.path.is_relative_to(root) else str(r.path)
-        row = {"rank": str(rank), "run": name or ".", "status": r.status}
+        row = {"rank": str(rank), "run": name or ".", "status": r.status, "data": r.data[:8]}
         row.update({k: f"{flat[k]:.4g}" if isinstance(flat.get(k), float) else str(flat.get(k, "")) for k in keys})
         for m in METRIC_COLUMNS:
             value = r.metrics.get(m)
@@ -56,6 +56,15 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
         row["error"] = r.error
         table.append(row)
     return table
+
+
+def mixed_data_warning(records: list[RunRecord]) -> str | None:
+    """A line when the ranked runs trained on different data (their scores then do not compare)."""
+    fingerprints = sorted({r.data[:8] for r in records if r.data})
+    if len(fingerprints) < 2:
+        return None
+    return (f"these runs trained on {len(fingerprints)} different data sets (column data: "
+            f"{', '.join(fingerprints)}); rank only runs of one data set against each other")
 
 
 def print_table(table: list[dict[str, str]], title: str, console: Console | None = None) -> None:
@@ -100,8 +109,11 @@ def show(paths: list[Path], objective: str, csv_path: Path | None) -> None:
     missing = [p for p in paths if not p.exists()]
     if missing:
         raise UserError(f"{missing[0]}: no such folder")
-    table, _ = compare(paths, objective)
+    table, records = compare(paths, objective)
     print_table(table, f"{len(table)} runs ranked by {objective}")
+    warning = mixed_data_warning(records)
+    if warning:
+        print(f"imgexp.compare: warning: {warning}", file=sys.stderr)
     if csv_path:
         write_csv(table, csv_path)
         print(f"wrote {csv_path}")
