@@ -43,8 +43,9 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
         cache = MEMORY  # decided and decoded by an earlier run in this process
     elif cache == "auto":
         source = load_source(*settings)  # file names only: cheap
-        choice = choose_cache(image_count(source), size, ds.cache_ram_share, available_memory_bytes())
-        log.info(choice.describe(image_count(source), size))
+        images = image_count(source)
+        choice = choose_cache(images, size, ds.cache_ram_share, available_memory_bytes())
+        log.info(choice.describe(images, size))
         cache = choice.cache
     if cache != MEMORY:
         source = source or load_source(*settings)
