@@ -23,6 +23,16 @@ class OnBadImage(str, Enum):
     error = "error"
 
 
+class OnDuplicate(str, Enum):
+    warn = "warn"
+    error = "error"
+    drop_from_eval = "drop_from_eval"  # leave validation/test images that are also in train out of evaluation
+
+
+class ClassWeight(str, Enum):
+    balanced = "balanced"  # scikit-learn's: n_samples / (n_classes * count of the class)
+
+
 class FillMode(str, Enum):
     nearest = "nearest"
     reflect = "reflect"
@@ -64,6 +74,8 @@ class DatasetConfig:
     cache: Optional[str] = "auto"  # auto (memory when it fits) | memory | a file path | null (stream from disk)
     cache_ram_share: float = 0.5  # auto: keep decoded images in memory up to this share of the available RAM
     on_bad_image: OnBadImage = OnBadImage.skip
+    on_duplicate: OnDuplicate = OnDuplicate.warn  # the same image (content) in train and validation/test
+    small_class_share: float = 0.1  # warn about a training class smaller than this share of the largest
 
 
 @dataclass
@@ -135,6 +147,7 @@ class TrainerConfig:
     jit_compile: Optional[bool] = None  # XLA; null: off on a CPU (3x slower for the CNN here), Keras decides on a GPU
     seed: int = 42
     deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+    class_weight: Optional[ClassWeight] = None  # balanced: weigh the loss against class imbalance
     fine_tune_epochs: int = 0  # > 0: head first, then unfreeze from model.fine_tune_at
     fine_tune_lr_factor: float = 0.1  # learning rate multiplier for the fine-tune phase
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
@@ -250,6 +263,8 @@ def validate(cfg: Config) -> None:
         raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use auto, memory, null or a path in an existing folder")
     if not 0.0 < ds.cache_ram_share <= 1.0:
         raise UserError(f"dataset.cache_ram_share={ds.cache_ram_share}: must be in (0, 1]")
+    if not 0.0 <= ds.small_class_share <= 1.0:
+        raise UserError(f"dataset.small_class_share={ds.small_class_share}: must be in [0, 1] (0 turns the warning off)")
 
     aug = cfg.augmentation
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom"):

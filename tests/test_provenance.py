@@ -96,3 +96,15 @@ def test_compare_shows_each_runs_data_and_warns_when_it_differs(folder, tmp_path
         data = {row["run"]: row["data"] for row in csv.DictReader(f)}
     assert data["a"] == data["b"] != data["c"] and len(data["c"]) == 8
     assert "trained on 2 different data sets" in mixed.stderr
+
+
+def test_the_digits_split_names_each_digit_by_its_index_in_scikit_learns_array():
+    from sklearn.datasets import load_digits
+
+    from imgexp.data.digits import load_digits_source
+    from imgexp.data.fingerprint import split_rows
+
+    rows = split_rows(load_digits_source(0.2, 42), None)
+    target = load_digits().target
+    assert sorted(int(image[1:]) for _, image, _ in rows) == list(range(len(target)))
+    assert all(int(label) == target[int(image[1:])] for _, image, label in rows)

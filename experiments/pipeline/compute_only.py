@@ -1,8 +1,12 @@
 """Is the epoch-to-epoch bimodality in the model's own compute? The tutorial CNN, model.fit on in-memory
 arrays (no decoding, no augmentation), 16 epochs in each precision; images/s of epochs 2+.
 
-    python experiments/pipeline/compute_only.py
+    python experiments/pipeline/compute_only.py [--precision float32] [--epochs 16]
+
+Environment variables (TF_ENABLE_ONEDNN_OPTS, TF_NUM_INTEROP_THREADS, ...) pass through, so variants of the
+float32 runtime can be compared by running this script once per variant, rounds interleaved.
 """
+import argparse
 import os
 import statistics
 import time
@@ -28,7 +32,12 @@ class EpochTimer(keras.callbacks.Callback):
         times.append(time.perf_counter() - self.started)
 
 
-for precision in ("float32", "mixed_bfloat16"):
+parser = argparse.ArgumentParser()
+parser.add_argument("--precision", action="append", choices=["float32", "mixed_bfloat16"])
+parser.add_argument("--epochs", type=int, default=16)
+args = parser.parse_args()
+
+for precision in args.precision or ["float32", "mixed_bfloat16"]:
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
     model = build_model("cnn", (150, 150), 2)
@@ -36,7 +45,7 @@ for precision in ("float32", "mixed_bfloat16"):
     x = np.random.default_rng(0).integers(0, 256, (320, 150, 150, 3)).astype("float32")
     y = np.zeros(320, "int32")
     times.clear()
-    model.fit(x, y, batch_size=32, epochs=16, verbose=0, callbacks=[EpochTimer()])
+    model.fit(x, y, batch_size=32, epochs=args.epochs, verbose=0, callbacks=[EpochTimer()])
     t = times[1:]
     print(precision, "img/s per epoch:", [round(320 / s) for s in t], "max/median", round(max(t) / statistics.median(t), 2))
     keras.mixed_precision.set_global_policy("float32")

@@ -49,19 +49,23 @@ class ContentHashes:
         self.changed = False
 
 
-def split_entries(split: Split, root: Path | None) -> list[str]:
-    """Each image's name in the split: its path relative to the dataset root, or its index in memory."""
+def split_entries(split: Split, root: str | Path | None) -> list[str]:
+    """Each image's name in the split: its path relative to the dataset root, its id, or its index in memory."""
     if split.paths is None:
-        return [f"#{i}" for i in range(len(split))]
+        return split.ids or [f"#{i}" for i in range(len(split))]
     return [os.path.relpath(p, root) if root else p for p in split.paths]
+
+
+def image_hashes(split: Split, hashes: ContentHashes) -> list[str]:
+    """sha256 of each image's content: its file's bytes, or its pixels when it is held in memory."""
+    if split.paths is not None:
+        return [hashes.of(p) for p in split.paths]
+    return [hashlib.sha256(image.tobytes()).hexdigest() for image in split.images]
 
 
 def split_fingerprint(split: Split, class_names: list[str], root: Path | None, hashes: ContentHashes) -> dict:
     digest = hashlib.sha256()
-    names = split_entries(split, root)
-    for i, (name, label) in enumerate(zip(names, split.labels)):
-        content = hashes.of(split.paths[i]) if split.paths is not None else hashlib.sha256(
-            split.images[i].tobytes()).hexdigest()
+    for name, label, content in zip(split_entries(split, root), split.labels, image_hashes(split, hashes)):
         digest.update(f"{name}\t{class_names[int(label)]}\t{content}\n".encode())
     counts = Counter(class_names[int(label)] for label in split.labels)
     return {"sha256": digest.hexdigest(), "images": len(split), "per_class": {c: counts.get(c, 0) for c in class_names}}
@@ -70,12 +74,16 @@ def split_fingerprint(split: Split, class_names: list[str], root: Path | None, h
 _process_hashes: ContentHashes | None = None
 
 
+def process_hashes() -> ContentHashes:
+    """One cache per process: loaded once, saved whenever it learnt something."""
+    global _process_hashes
+    _process_hashes = _process_hashes or ContentHashes()
+    return _process_hashes
+
+
 def fingerprint(source: ImageSource, root: str | None, hashes: ContentHashes | None = None) -> dict:
     """{"sha256": over all splits, "splits": {name: {"sha256", "images", "per_class"}}}."""
-    global _process_hashes
-    if hashes is None:  # one cache per process: loaded once, saved when it learnt something
-        _process_hashes = _process_hashes or ContentHashes()
-        hashes = _process_hashes
+    hashes = hashes or process_hashes()
     root_path = Path(root) if root else None
     splits = {name: split_fingerprint(split, source.class_names, root_path, hashes)
               for name, split in source.splits().items()}

@@ -5,7 +5,7 @@ dataset at an image size decodes and resizes it, every later one reuses the
 arrays. `decode_passes` counts the real decodes (for tests and benchmarks).
 """
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 
 import numpy as np
 import tensorflow as tf
@@ -14,7 +14,6 @@ from imgexp.data.pipeline import decoded_images
 from imgexp.data.source import ImageSource, Split
 
 _decoded: dict[Hashable, ImageSource] = {}
-_listed: dict[Hashable, ImageSource] = {}  # the same datasets as listed: file names, before decoding
 decode_passes = 0
 
 
@@ -33,17 +32,10 @@ def is_decoded(key: Hashable) -> bool:
     return key in _decoded
 
 
-def listed(key: Hashable) -> ImageSource:
-    """The dataset as it was listed before `in_memory` decoded it (its files, for the run's records)."""
-    return _listed[key]
-
-
-def in_memory(key: Hashable, load: Callable[[], ImageSource], size: tuple[int, int], skip_bad: bool) -> ImageSource:
-    """`load()`'s images, decoded once per process for this `key` (dataset settings + size)."""
+def in_memory(key: Hashable, source: ImageSource, size: tuple[int, int], skip_bad: bool) -> ImageSource:
+    """`source`'s images, decoded once per process for this `key` (dataset settings + size)."""
     global decode_passes
     if key not in _decoded:
-        source = load()
-        _listed[key] = source
         decode_passes += 1
         with tf.device("/CPU:0"):
             _decoded[key] = ImageSource(

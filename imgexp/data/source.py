@@ -12,6 +12,7 @@ class Split:
     labels: np.ndarray  # int32 class indices
     images: np.ndarray | None = None  # uint8 [N, H, W, 3]
     paths: list[str] | None = None
+    ids: list[str] | None = None  # in-memory images: each one's name in its dataset (e.g. its original index)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -17,7 +17,7 @@ from imgexp.run_folder import BEST_CONFIG_FILE, RunRecord, find_runs
 from imgexp.tools.cli import run_tool
 from imgexp.tracking.hparams import flatten
 
-METRIC_COLUMNS = ("val_accuracy", "val_loss", "train_accuracy", "epochs_run", "seconds")
+METRIC_COLUMNS = ("val_accuracy", "val_balanced_accuracy", "val_loss", "train_accuracy", "epochs_run", "seconds")
 NOT_COMPARED = ("hydra", "search", "search_space", "tuner", "trainer.verbose")
 
 

@@ -32,6 +32,7 @@ def run_config(run: FinishedRun) -> dict:
 
 def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path: str | None):
     """(name, Split) to evaluate on, with the same classes as the run."""
+    from imgexp.data.checks import handle_duplicates
     from imgexp.data.folder import read_matching_split
     from imgexp.data.load import load_source
 
@@ -49,6 +50,7 @@ def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path
                          ds.get("on_bad_image", "skip"))
     if source.class_names != run.class_names:
         raise UserError(f"the data has classes {source.class_names}, the model {run.class_names}; give matching folders")
+    source = handle_duplicates(source, ds.get("path"), ds.get("on_duplicate", "warn"))  # as the run did
     if split == "test":
         if source.test is None:
             raise UserError(f"dataset.path={ds.get('path')}: no test/ folder; use --split validation or --folder DIR")
@@ -64,7 +66,7 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     from imgexp.models.head import choose_head
     from imgexp.tracking.artifacts import write_classification_report
     from imgexp.tracking.plots import confusion_counts, plot_confusion_matrix
-    from imgexp.training.run import predict_split
+    from imgexp.training.run import balanced_accuracy, predict_split
 
     run = open_run(run_dir)
     name, data = choose_split(run, split, folder, dataset_path)
@@ -74,7 +76,8 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     y_true, y_pred, loss = predict_split(model, ds, head)
     out = run_dir / EVALUATION_DIR / name
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / METRICS_FILE, {"accuracy": float((y_true == y_pred).mean()), "loss": loss,
+    write_json(out / METRICS_FILE, {"accuracy": float((y_true == y_pred).mean()),
+                                      "balanced_accuracy": balanced_accuracy(y_true, y_pred), "loss": loss,
                                       "images": int(len(y_true)), "split": name})
     counts = confusion_counts(y_true, y_pred, run.class_names, out / CONFUSION_FILE)
     plot_confusion_matrix(counts, run.class_names, out / CONFUSION_PLOT)

@@ -63,7 +63,7 @@ def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Ca
 
 
 def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, run_dir: Path,
-              phase: str, initial_epoch: int, epochs: int) -> float:
+              phase: str, initial_epoch: int, epochs: int, class_weight: dict[int, float] | None) -> float:
     """Seconds spent inside model.fit."""
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -75,21 +75,23 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
             train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
             callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
+            class_weight=class_weight,
         )
     return time.perf_counter() - started
 
 
 def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
-          run_dir: Path, steps: int) -> float:
+          run_dir: Path, steps: int, class_weight: dict[int, float] | None = None) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
-    `steps` is the number of batches per epoch (for learning-rate schedules).
+    `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
+    weighs each class's loss (trainer.class_weight).
     Returns the seconds spent inside model.fit.
     """
     tr = cfg.trainer
     if tr.fine_tune_epochs == 0:
         compile_model(model, cfg, head, steps, tr.epochs)
-        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs)
+        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs, class_weight)
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again.
@@ -100,11 +102,12 @@ def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset
     if head_done.exists():
         model.load_weights(head_done)
     else:
-        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs)
+        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs, class_weight)
         model.save_weights(head_done)
 
     # Phase 2: unfreeze from model.fine_tune_at, at a lower learning rate.
     set_backbone_trainable(model, True, cfg.model.fine_tune_at)
     compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
     done = len(read_history(run_dir / HISTORY_FILE))
-    return seconds + fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs)
+    return seconds + fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs,
+                               class_weight)

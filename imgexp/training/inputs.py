@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from imgexp.config import Config
 from imgexp.data.augment import RandomAffine
+from imgexp.data.checks import handle_duplicates, report_class_balance
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
-from imgexp.data.in_memory import in_memory, is_decoded, listed
+from imgexp.data.in_memory import in_memory, is_decoded
 from imgexp.data.load import load_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.data.source import ImageSource
@@ -17,12 +18,32 @@ log = logging.getLogger(__name__)
 
 
 def image_count(source: ImageSource) -> int:
-    return len(source.train) + len(source.validation) + (len(source.test) if source.test is not None else 0)
+    return sum(len(split) for split in source.splits().values())
+
+
+def listing_key(cfg: Config) -> tuple:
+    ds = cfg.dataset
+    return (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value)
 
 
 def dataset_key(cfg: Config) -> tuple:
+    """What decides a run's images: the listing, the duplicates policy and the image size."""
+    return (*listing_key(cfg), cfg.dataset.on_duplicate.value, tuple(cfg.dataset.image_size))
+
+
+_listings: dict[tuple, ImageSource] = {}
+
+
+def checked_listing(cfg: Config) -> ImageSource:
+    """The dataset's files (or in-memory images) and labels, listed once per process, with
+    duplicates across splits handled as `dataset.on_duplicate` says and the class balance logged."""
+    key = listing_key(cfg)
+    if key not in _listings:  # a folder's headers are read once per search, not once per trial
+        _listings[key] = load_source(*key)
     ds = cfg.dataset
-    return (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value, tuple(ds.image_size))
+    source = handle_duplicates(_listings[key], ds.path, ds.on_duplicate.value)
+    report_class_balance(source, ds.small_class_share)
+    return source
 
 
 def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
@@ -36,23 +57,18 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
     ds = cfg.dataset
     size = tuple(ds.image_size)
     key = dataset_key(cfg)
-    settings = key[:-1]
+    listing = checked_listing(cfg)
     cache = ds.cache
-    source = None
     if cache == "auto" and is_decoded(key):
         cache = MEMORY  # decided and decoded by an earlier run in this process
     elif cache == "auto":
-        source = load_source(*settings)  # file names only: cheap
-        images = image_count(source)
+        images = image_count(listing)
         choice = choose_cache(images, size, ds.cache_ram_share, available_memory_bytes())
         log.info(choice.describe(images, size))
         cache = choice.cache
     if cache != MEMORY:
-        source = source or load_source(*settings)
-        return source, cache, source
-    first_listing = source
-    decoded = in_memory(key, lambda: first_listing or load_source(*settings), size, ds.on_bad_image.value == "skip")
-    return decoded, MEMORY, listed(key)
+        return listing, cache, listing
+    return in_memory(key, listing, size, ds.on_bad_image.value == "skip"), MEMORY, listing
 
 
 def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[tf.data.Dataset, tf.data.Dataset]:

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,6 +60,15 @@ def model_options(cfg: Config) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
 
 
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean recall over the classes present in `y_true` (scikit-learn's balanced_accuracy_score)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    with warnings.catch_warnings():  # predictions of a class absent from y_true are just errors here
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
+
+
 def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[np.ndarray, np.ndarray, float]:
     """(true labels, predicted labels, mean loss) in one pass over `ds`."""
     labels, probabilities = [], []
@@ -72,6 +82,17 @@ def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[
     loss = float(np.mean(keras.losses.get(head.loss)(targets, probs)))
     y_pred = (probs[:, 0] > 0.5).astype(int) if head.units == 1 else probs.argmax(axis=1)
     return y_true, y_pred, loss
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """scikit-learn's "balanced" weights: n_images / (n_classes * images of the class)."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    log.info("class weights (trainer.class_weight=balanced): %s",
+             ", ".join(f"{int(c)} {w:.3g}" for c, w in zip(present, weights)))
+    return {int(c): float(w) for c, w in zip(present, weights)} | {c: 1.0 for c in range(num_classes) if c not in present}
 
 
 def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> None:
@@ -104,8 +125,6 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
         try:
             source, cache, listing = load_images(cfg)
             record_data(run_dir, listing, cfg.dataset.path, resumed, recorder)
-            log.info("%d training and %d validation images, %d classes: %s", len(source.train),
-                     len(source.validation), source.num_classes, ", ".join(source.class_names[:20]))
             train_ds, val_ds = make_datasets(cfg, source, cache)
             head = choose_head(source.num_classes, cfg.model.head.value)
             strategy = distribution_strategy(cfg.trainer.strategy)
@@ -115,7 +134,8 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
                     samples = next(iter(train_ds))[0].numpy()
                     recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
                 steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
-                fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps)
+                weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
+                fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
                            cache=cache or "none")
@@ -154,6 +174,7 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
     y_true, y_pred, val_loss = predict_split(model, val_ds, head)
     metrics = {
         "val_accuracy": float(np.mean(y_true == y_pred)),
+        "val_balanced_accuracy": balanced_accuracy(y_true, y_pred),
         "val_loss": val_loss,
         "train_accuracy": best["accuracy"],
         "train_loss": best["loss"],
@@ -167,7 +188,7 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
     if plots:
         draw_run_plots(run_dir)
         recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
-    recorder.scalars({"best/val_accuracy": metrics["val_accuracy"], "best/val_loss": metrics["val_loss"]},
+    recorder.scalars({f"best/{m}": metrics[m] for m in ("val_accuracy", "val_balanced_accuracy", "val_loss")},
                      step=metrics["best_epoch"])
     save_model(model, tuple(cfg.dataset.image_size), run_dir)
     return metrics
