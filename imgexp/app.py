@@ -40,7 +40,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         exit_with("search.distributed spreads the trials of a search: add tuner=... search_space=... "
                   "(e.g. tuner=random search_space=cnn), or leave search.distributed unset")
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return run_sweep_job(cfg, run_dir, choices)
+        sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # as given, or relative to where it started
+        return run_sweep_job(cfg, run_dir, choices, sweep_dir)
     try:
         metrics = run_job(cfg, run_dir, choices)
     except UserError as err:  # exit here: Hydra would add its own lines around an exception

@@ -154,6 +154,23 @@ class TrainerConfig:
     strategy: Strategy = Strategy.default  # mirrored: data parallel over this machine's devices
 
 
+class PrunerName(str, Enum):
+    none = "none"
+    median = "median"
+    asha = "asha"
+
+
+@dataclass
+class PrunerConfig:
+    """Stop losing trials of a search or multirun sweep early (imgexp.training.pruning), by trainer.monitor."""
+
+    name: PrunerName = PrunerName.none
+    warmup_epochs: int = 2  # median: no decision before this epoch
+    min_trials: int = 3  # other trials that must have reached the epoch (median) or rung (asha) first
+    min_epochs: int = 1  # asha: the first rung
+    factor: int = 3  # asha: rungs at min_epochs * factor^k; the top 1/factor go on
+
+
 class TunerName(str, Enum):
     random = "random"
     bayesian = "bayesian"
@@ -166,7 +183,7 @@ class TunerConfig:
     """A KerasTuner oracle; its trials are ordinary runs."""
 
     name: TunerName = MISSING
-    max_trials: int = 10  # random, bayesian, grid (hyperband sizes itself from max_epochs)
+    max_trials: Optional[int] = 10  # random, bayesian, grid (hyperband sizes itself); null: until budget_minutes
     objective: Monitor = Monitor.val_accuracy
     executions_per_trial: int = 1  # runs per trial, seeds trainer.seed + i, metrics averaged
     seed: Optional[int] = 42  # the oracle's random seed; null: a new one each search (KerasTuner takes 0 as null)
@@ -175,6 +192,7 @@ class TunerConfig:
     budget_minutes: Optional[float] = None  # no new trial starts once this much time is spent
     max_epochs: int = 10  # hyperband: most epochs a trial trains (tuner/epochs -> trainer.epochs)
     factor: int = 3  # hyperband
+    continue_promoted: bool = True  # hyperband: a promoted trial starts from its parent's best weights
     num_initial_points: Optional[int] = None  # bayesian
 
 
@@ -214,6 +232,7 @@ class Config:
     model: ModelConfig = MISSING
     optimizer: OptimizerConfig = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
     experiment: Optional[Any] = None
     tuner: Optional[TunerConfig] = None  # tuner=random|bayesian|hyperband|grid runs a search
     search_space: Optional[Dict[str, Any]] = None  # config key -> values or a range
@@ -242,7 +261,7 @@ def register_configs() -> None:
 
 SCHEMAS = {"dataset_schema": DatasetConfig, "augmentation_schema": AugmentationConfig, "cnn_schema": CNNConfig,
            "backbone_schema": BackboneConfig, "optimizer_schema": OptimizerConfig, "trainer_schema": TrainerConfig,
-           "tuner_schema": TunerConfig}
+           "tuner_schema": TunerConfig, "pruner_schema": PrunerConfig}
 
 
 def validate(cfg: Config) -> None:
@@ -289,6 +308,11 @@ def validate(cfg: Config) -> None:
 
     if cfg.optimizer.lr <= 0:
         raise UserError(f"optimizer.lr={cfg.optimizer.lr}: must be > 0")
+    pr = cfg.pruner
+    if pr.warmup_epochs < 1 or pr.min_epochs < 1 or pr.min_trials < 1:
+        raise UserError("pruner.warmup_epochs, pruner.min_epochs and pruner.min_trials must be >= 1")
+    if pr.factor < 2:
+        raise UserError(f"pruner.factor={pr.factor}: must be >= 2 (the top 1/factor of a rung go on)")
     tr = cfg.trainer
     if tr.epochs < 1:
         raise UserError(f"trainer.epochs={tr.epochs}: must be >= 1")

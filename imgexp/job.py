@@ -27,12 +27,14 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False,
-            plots: bool = True) -> dict[str, float]:
+            plots: bool = True, cohort: Path | None = None, continuation=None) -> dict[str, float]:
     """Run one experiment from a composed config; return its metrics.
 
     With `record_failures` (sweep jobs, trials) a config that fails validation still
     leaves a failed HParams session, so it shows in TensorBoard's table. `plots=False`
-    (search trials) leaves out the PNGs nobody looks at during a search.
+    (search trials) leaves out the PNGs nobody looks at during a search. `cohort` (the
+    sweep or search folder) and `continuation` (a promoted Hyperband trial) go to
+    `run_experiment`.
     """
     hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     try:
@@ -48,17 +50,18 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
     import_tensorflow()  # quietly, before anything else imports it
     from imgexp.training.run import run_experiment
 
-    return run_experiment(config, run_dir, hparams, plots)
+    return run_experiment(config, run_dir, hparams, plots, cohort, continuation)
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any]) -> float | None:
-    """One multirun job: a failure is recorded in its folder and the sweep goes on."""
+def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_dir: Path) -> float | None:
+    """One multirun job: a failure is recorded in its folder and the sweep goes on; a pruner
+    compares it with the other jobs in `sweep_dir`."""
     done = read_run(run_dir)
-    if done.status == "finished":  # the same sweep run again (the guard checked): keep what it made
+    if done.done:  # the same sweep run again (the guard checked): keep what it made
         log.info("job %s finished before; kept as it is", run_dir)
         return done.metrics["val_accuracy"]
     try:
-        return run_job(cfg, run_dir, choices, record_failures=True)["val_accuracy"]
+        return run_job(cfg, run_dir, choices, record_failures=True, cohort=sweep_dir)["val_accuracy"]
     except UserError as err:
         message = str(err)
     except Exception as err:  # a bug in one job must not lose the others; its traceback is in the job's log

@@ -24,6 +24,7 @@ MODEL_FILE = "model.keras"
 LABELS_FILE = "labels.json"  # class names in output order
 METRICS_FILE = "metrics.json"  # written last: the run finished
 FAILED_FILE = "failed.json"  # the error of a run that failed
+PRUNED_FILE = "pruned.json"  # the pruner's decision (epoch, reason), written when it stops the run
 HISTORY_FILE = "history.csv"  # one row per epoch, appended across resumes
 HISTORY_PLOT = "history.png"
 CONFUSION_PLOT = "confusion_matrix.png"
@@ -72,13 +73,18 @@ class RunRecord:
     """What a run folder says about itself, for tables and comparisons."""
 
     path: Path
-    status: str  # finished | failed | running
+    status: str  # finished | pruned | failed | running
     config: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     choices: dict[str, Any] = field(default_factory=dict)  # group -> option, e.g. model: cnn
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     data: str = ""  # the data fingerprint (sha256) from provenance.json; "" for runs from before it
+
+    @property
+    def done(self) -> bool:
+        """Finished, to its last epoch or stopped by the pruner: it has its metrics and model."""
+        return self.status in ("finished", "pruned")
 
 
 def read_run(run_dir: Path) -> RunRecord:
@@ -89,7 +95,8 @@ def read_run(run_dir: Path) -> RunRecord:
     if (run_dir / PROVENANCE_FILE).is_file():
         record.data = json.loads((run_dir / PROVENANCE_FILE).read_text()).get("data", {}).get("sha256", "")
     if is_finished(run_dir):
-        record.status, record.metrics = "finished", json.loads((run_dir / METRICS_FILE).read_text())
+        record.metrics = json.loads((run_dir / METRICS_FILE).read_text())
+        record.status = record.metrics.get("status", "finished")
     elif (run_dir / FAILED_FILE).is_file():
         record.status, record.error = "failed", json.loads((run_dir / FAILED_FILE).read_text())["error"]
     return record

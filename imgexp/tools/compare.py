@@ -18,6 +18,7 @@ from imgexp.tools.cli import run_tool
 from imgexp.tracking.hparams import flatten
 
 METRIC_COLUMNS = ("val_accuracy", "val_balanced_accuracy", "val_loss", "train_accuracy", "epochs_run", "seconds")
+OPTIONAL_COLUMNS = ("continued_from", "error")  # shown when some run has a value
 NOT_COMPARED = ("hydra", "search", "search_space", "tuner", "trainer.verbose")
 
 
@@ -36,7 +37,7 @@ def differing_keys(records: list[RunRecord]) -> list[str]:
 def ranked(records: list[RunRecord], objective: str) -> list[RunRecord]:
     """Finished runs best first by `objective`, then running, then failed."""
     maximize = objective != "val_loss" and not objective.endswith("loss")
-    finished = [r for r in records if r.status == "finished" and objective in r.metrics]
+    finished = [r for r in records if r.done and objective in r.metrics]
     finished.sort(key=lambda r: r.metrics[objective], reverse=maximize)
     rest = [r for r in records if r not in finished]
     return finished + sorted(rest, key=lambda r: (r.status != "running", str(r.path)))
@@ -53,6 +54,7 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
             value = r.metrics.get(m)
             row[m] = "" if value is None else (f"{value:.1f}" if m == "seconds" else
                                                f"{value:.4f}" if isinstance(value, float) else str(value))
+        row["continued_from"] = str(r.metrics.get("continued_from") or "")  # hyperband: the trial it went on from
         row["error"] = r.error
         table.append(row)
     return table
@@ -72,12 +74,12 @@ def print_table(table: list[dict[str, str]], title: str, console: Console | None
     if not table:
         console.print(f"{title}: no runs found")
         return
-    columns = [c for c in table[0] if c != "error" or any(row["error"] for row in table)]
+    columns = [c for c in table[0] if c not in OPTIONAL_COLUMNS or any(row[c] for row in table)]
     view = Table(title=title)
     for column in columns:
         view.add_column(column, overflow="fold", max_width=60 if column == "error" else None)
     for row in table:
-        style = "red" if row["status"] == "failed" else None
+        style = {"failed": "red", "pruned": "dim"}.get(row["status"])
         view.add_row(*[row[c] for c in columns], style=style)
     console.print(view)
 

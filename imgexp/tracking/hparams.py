@@ -6,7 +6,7 @@ TensorBoard's HParams dashboard lines them all up in one table.
 
 from typing import Any
 
-CONFIG_GROUPS = ("dataset", "augmentation", "model", "optimizer", "trainer", "experiment")
+CONFIG_GROUPS = ("dataset", "augmentation", "model", "optimizer", "trainer", "pruner", "experiment")
 # Keys that change how a run reports, not what it learns.
 NOT_HYPERPARAMETERS = {"trainer.verbose"}
 

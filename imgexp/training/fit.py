@@ -18,6 +18,7 @@ from imgexp.models.head import Head
 from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_WEIGHTS, HISTORY_FILE, TENSORBOARD_DIR
 from imgexp.training.history import MAXIMIZE, best_row, read_history
 from imgexp.training.optimizers import build_optimizer
+from imgexp.training.pruning import pruned_decision
 
 
 def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: int, epochs: int, lr_scale: float = 1.0) -> None:
@@ -63,7 +64,8 @@ def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Ca
 
 
 def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, run_dir: Path,
-              phase: str, initial_epoch: int, epochs: int, class_weight: dict[int, float] | None) -> float:
+              phase: str, initial_epoch: int, epochs: int, class_weight: dict[int, float] | None,
+              extra_callbacks: list[keras.callbacks.Callback]) -> float:
     """Seconds spent inside model.fit."""
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -73,7 +75,7 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
         warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
         model.fit(
             train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
-            callbacks=callbacks(cfg, run_dir, phase), verbose=cfg.trainer.verbose,
+            callbacks=[*callbacks(cfg, run_dir, phase), *extra_callbacks], verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
             class_weight=class_weight,
         )
@@ -81,17 +83,20 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
 
 
 def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
-          run_dir: Path, steps: int, class_weight: dict[int, float] | None = None) -> float:
+          run_dir: Path, steps: int, class_weight: dict[int, float] | None = None,
+          extra_callbacks: tuple[keras.callbacks.Callback, ...] = (), initial_epoch: int = 0) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
     `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
-    weighs each class's loss (trainer.class_weight).
+    weighs each class's loss (trainer.class_weight); `extra_callbacks` (the pruner) stop it early;
+    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband).
     Returns the seconds spent inside model.fit.
     """
     tr = cfg.trainer
     if tr.fine_tune_epochs == 0:
         compile_model(model, cfg, head, steps, tr.epochs)
-        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", 0, tr.epochs, class_weight)
+        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", initial_epoch, tr.epochs, class_weight,
+                         list(extra_callbacks))
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again.
@@ -102,12 +107,15 @@ def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset
     if head_done.exists():
         model.load_weights(head_done)
     else:
-        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs, class_weight)
+        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs, class_weight,
+                             list(extra_callbacks))
         model.save_weights(head_done)
+    if pruned_decision(run_dir):
+        return seconds  # stopped in the head phase: no fine-tuning
 
     # Phase 2: unfreeze from model.fine_tune_at, at a lower learning rate.
     set_backbone_trainable(model, True, cfg.model.fine_tune_at)
     compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
     done = len(read_history(run_dir / HISTORY_FILE))
     return seconds + fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs,
-                               class_weight)
+                               class_weight, list(extra_callbacks))

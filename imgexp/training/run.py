@@ -31,10 +31,12 @@ from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
+from imgexp.training.continuation import Continuation, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
 from imgexp.training.history import best_row, read_history
 from imgexp.training.inputs import load_images, make_datasets
+from imgexp.training.pruning import make_pruner, pruned_decision
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -102,11 +104,14 @@ def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -
     os.replace(partial, run_dir / MODEL_FILE)
 
 
-def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True) -> dict[str, float]:
+def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True, cohort: Path | None = None,
+                   continuation: Continuation | None = None) -> dict[str, float]:
     """Train, evaluate and save one model; return its metrics (also in metrics.json).
 
     `plots=False` (a search's trials) leaves the PNGs out; they can be drawn later
-    from the run folder (tracking.plots.draw_run_plots).
+    from the run folder (tracking.plots.draw_run_plots). `cohort` is the folder of
+    the search or sweep this run is a trial of (the pruner compares it with the
+    others there); `continuation` starts a promoted Hyperband trial from its parent.
     """
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
@@ -135,10 +140,18 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
                     recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
                 steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
                 weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
-                fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights)
+                if continuation is not None:
+                    start_from_parent(model, continuation, run_dir, resumed)
+                pruner = make_pruner(cfg, run_dir, cohort)
+                fit_seconds = 0.0
+                if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
+                    fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights,
+                                        extra_callbacks=(pruner,) if pruner else (),
+                                        initial_epoch=continuation.initial_epoch if continuation else 0)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
-                           cache=cache or "none")
+                           cache=cache or "none", **outcome(run_dir, continuation))
+            recorder.scalars({"pruned": float(metrics["status"] == "pruned"), "epochs_run": metrics["epochs_run"]}, 0)
         except BaseException:
             recorder.end_session(success=False)
             recorder.close()
@@ -155,6 +168,19 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
              metrics["val_accuracy"], metrics["val_loss"], metrics["best_epoch"], metrics["epochs_run"],
              run_dir / MODEL_FILE)
     return metrics
+
+
+def outcome(run_dir: Path, continuation: Continuation | None) -> dict:
+    """How the run ended (finished, or pruned at an epoch and why), which trial it continued, and the
+    epochs it trained itself (a continued trial's history starts with its parent's)."""
+    decision = pruned_decision(run_dir)
+    found = {"status": "pruned", "pruned_at_epoch": decision["epoch"], "pruned_reason": decision["reason"]} \
+        if decision else {"status": "finished"}
+    if continuation is not None:
+        found["continued_from"] = continuation.parent_trial
+    history = read_history(run_dir / HISTORY_FILE)
+    found["epochs_trained"] = sum(r["epoch"] >= (continuation.initial_epoch if continuation else 0) for r in history)
+    return found
 
 
 def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val_ds: tf.data.Dataset,

@@ -113,6 +113,19 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     return out
 
 
+def check_search_settings(cfg: DictConfig, tuner_cfg: TunerConfig) -> None:
+    """Settings that cannot make a search, refused before any trial or worker starts."""
+    if tuner_cfg.name.value == "hyperband" and cfg.pruner.name != "none":
+        raise UserError(f"pruner={cfg.pruner.name} with tuner=hyperband: Hyperband already stops its weaker trials "
+                        "early; use pruner=none, or tuner=random|bayesian|grid with a pruner")
+    if tuner_cfg.max_trials is not None and tuner_cfg.max_trials < 1:
+        raise UserError(f"tuner.max_trials={tuner_cfg.max_trials}: KerasTuner would read it as 'no limit' and never "
+                        "stop; give a number >= 1, or null together with tuner.budget_minutes for an open-ended search")
+    if tuner_cfg.max_trials is None and tuner_cfg.budget_minutes is None and tuner_cfg.name.value != "hyperband":
+        raise UserError("tuner.max_trials=null runs trials until tuner.budget_minutes is spent; set "
+                        "tuner.budget_minutes=N too, or give tuner.max_trials a number")
+
+
 def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any],
                run_dir: Path | None = None) -> float | None:
     """Run (or resume) the search the config describes; return the best objective value.
@@ -120,6 +133,8 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     One process, or (search.distributed) a KerasTuner chief or worker; the chief
     and a single process end with the ranked table and `best/`.
     """
+    tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
+    check_search_settings(cfg, tuner_cfg)
     dist = cfg.search.distributed
     role = distributed.role_of(dist)
     run_dir = run_dir or Path.cwd()
@@ -131,7 +146,6 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     if role is Role.worker:
         distributed.connect_as_worker(dist)
 
-    tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
     base = base_overrides(task_overrides)
     compose = lambda overrides: compose_config(overrides)[0]  # noqa: E731
     space = SearchSpace.from_config(OmegaConf.to_container(cfg.search_space) if cfg.search_space else None,
@@ -142,6 +156,7 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
                           tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite)
     budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
+    tuner.continue_promoted = tuner_cfg.continue_promoted
     if cfg.search.worker and cfg.search.recycle_every > 0:
         tuner.trials_per_process = cfg.search.recycle_every
 

@@ -23,6 +23,7 @@ from imgexp.compose import compose_config
 from imgexp.errors import UserError
 from imgexp.job import run_job
 from imgexp.run_folder import FAILED_FILE, read_run, write_config, write_failure
+from imgexp.training.continuation import Continuation
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
@@ -31,20 +32,26 @@ log = logging.getLogger("imgexp.search")
 kt_config.DEBUG = False
 
 OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
-# Hyperband's own per-trial value; it sets how long the trial trains.
+# Hyperband's own per-trial values: how long the trial trains, and (a promoted trial) which trial it
+# continues from which epoch. They never become config keys.
 HYPERBAND_EPOCHS = "tuner/epochs"
+HYPERBAND_PARENT = "tuner/trial_id"
+HYPERBAND_INITIAL_EPOCH = "tuner/initial_epoch"
 
 
-def run_trial_config(overrides: list[str], run_dir: Path) -> dict[str, float]:
-    """Compose and run one trial execution; a finished one is read back, not run again."""
+def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
+                     continuation: Continuation | None = None) -> dict[str, float]:
+    """Compose and run one trial execution; a finished one is read back, not run again. A pruner
+    compares it with the other trials in `search_dir`."""
     done = read_run(run_dir)
-    if done.status == "finished":  # finished before the search was interrupted
+    if done.done:  # finished (or pruned) before the search was interrupted
         return done.metrics
     (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a retried trial starts clean
     try:
         cfg, choices = compose_config(overrides)
         write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
-        return run_job(cfg, run_dir, choices, record_failures=True, plots=False)  # best/ gets its plots
+        return run_job(cfg, run_dir, choices, record_failures=True, plots=False,  # best/ gets its plots
+                       cohort=search_dir, continuation=continuation)
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
         raise kt.errors.FailedTrialError(str(err)) from err
@@ -68,6 +75,7 @@ class RunTuner(BaseTuner):
         self.started = time.monotonic()
         self.trials_run = 0
         self.overrides_by_trial: dict[str, list[str]] = {}
+        self.continue_promoted = True
 
     def trial_overrides(self, trial: kt.engine.trial.Trial) -> list[str]:
         """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
@@ -77,13 +85,23 @@ class RunTuner(BaseTuner):
             self.overrides_by_trial[trial.trial_id] = [*self.base, *self.space.overrides(values), *extra]
         return self.overrides_by_trial[trial.trial_id]
 
+    def continuation(self, trial, execution: str = "") -> Continuation | None:
+        """A promoted Hyperband trial goes on from its parent's best weights (tuner.continue_promoted)."""
+        values = trial.hyperparameters.values
+        parent = values.get(HYPERBAND_PARENT)
+        if not self.continue_promoted or parent is None:
+            return None
+        parent_dir = Path(self.get_trial_dir(parent))
+        return Continuation(parent_dir / execution, parent_dir.name, int(values[HYPERBAND_INITIAL_EPOCH]))
+
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         overrides = self.trial_overrides(trial)
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         if self.executions == 1:
-            runs = [run_trial_config(overrides, trial_dir)]
+            runs = [run_trial_config(overrides, trial_dir, self.search_dir, self.continuation(trial))]
         else:
-            runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}")
+            runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}",
+                                     self.search_dir, self.continuation(trial, f"execution_{i}"))
                     for i in range(self.executions)]
         # KerasTuner takes numbers only; metrics.json also says how the trial ran (precision, cache).
         return {k: statistics.mean(r[k] for r in runs) for k in OBJECTIVES}

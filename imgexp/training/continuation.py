@@ -1,0 +1,63 @@
+"""Hyperband's promoted trials: start from the parent trial's best weights, go on with its epochs.
+
+KerasTuner gives a promoted trial `tuner/trial_id` (its parent in the previous
+round) and `tuner/initial_epoch`; its own tuners load the parent's checkpoint and
+fit from there. imgexp trials are runs, so the run does it: the parent's
+model.keras holds its best weights, and its history.csv rows up to
+`initial_epoch` are copied, so the trial's epochs continue the parent's numbering.
+"""
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, MODEL_FILE, check_complete
+from imgexp.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    parent_dir: Path  # the parent trial's run folder (or the same execution_i of it)
+    parent_trial: str  # its trial id, for metrics.json's continued_from
+    initial_epoch: int  # epochs the parent trained: this run starts with epoch initial_epoch + 1
+
+
+def parent_weights(model: keras.Model, parent_dir: Path) -> None:
+    """Load the parent's best weights (its saved model wraps the classifier in a resizing layer)."""
+    path = parent_dir / MODEL_FILE
+    if not path.is_file():
+        raise UserError(f"{parent_dir}: the trial this one continues has no {MODEL_FILE}; the search folder must "
+                        "hold every trial (a shared filesystem for workers on other machines)")
+    check_complete(path)
+    saved = keras.models.load_model(path)
+    model.set_weights(saved.layers[-1].get_weights())
+
+
+def copy_parent_history(parent_dir: Path, run_dir: Path, initial_epoch: int) -> None:
+    with (parent_dir / HISTORY_FILE).open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < initial_epoch]
+    if not rows:
+        return
+    with (run_dir / HISTORY_FILE).open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def start_from_parent(model: keras.Model, continuation: Continuation, run_dir: Path, resumed: bool) -> None:
+    """Before fit: the parent's weights (unless this run's own backup will restore newer ones) as the best so
+    far, and (first start only) the parent's epochs in history.csv."""
+    if (run_dir / BACKUP_DIR).exists():
+        return  # resumed past its first epoch: BackupAndRestore restores the trial's own weights
+    parent_weights(model, continuation.parent_dir)
+    (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(run_dir / BEST_WEIGHTS)  # the parent's best is the best so far
+    if not resumed:
+        copy_parent_history(continuation.parent_dir, run_dir, continuation.initial_epoch)
+    log.info("continuing trial %s from epoch %d (its best weights)", continuation.parent_trial,
+             continuation.initial_epoch)

@@ -1,0 +1,206 @@
+"""Pruning (pruner=median|asha) in multirun sweeps and searches, and Hyperband trials that continue
+their parent's training."""
+
+import csv
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import TINY, cli_command, cli_env, run_cli, run_in_process, search_args, trial_dirs
+from imgexp.config import PrunerConfig, PrunerName
+from imgexp.training.pruning import asha_rule, median_rule, values_by_epoch
+from tbread import accumulator, hparams_session, scalars
+
+# Hopeless learning rates (0.5, 0.9) between good ones: pruning has something to find.
+SWEEP = ["optimizer.lr=0.003,0.5,0.002,0.9", *TINY, "trainer.epochs=4"]
+
+
+def median(**kwargs) -> PrunerConfig:
+    return PrunerConfig(name=PrunerName.median, **{"warmup_epochs": 1, "min_trials": 1, **kwargs})
+
+
+def test_the_median_rule_waits_for_warmup_and_min_trials_then_compares_the_best_so_far():
+    others = [{1: 0.5, 2: 0.6, 3: 0.7}, {1: 0.3, 2: 0.4}]
+    own = {1: 0.45, 2: 0.46, 3: 0.52}
+    assert median_rule(own, others, 1, median(warmup_epochs=2), True) is None  # warm-up
+    assert median_rule(own, others, 3, median(min_trials=2), True) is None  # one other reached epoch 3
+    assert median_rule(own, others, 1, median(), True) is None  # 0.45 vs median 0.4: better
+    decision = median_rule(own, others, 2, median(), True)
+    assert decision and decision.epoch == 2 and "median 0.5000" in decision.reason  # 0.46 < (0.6 + 0.4) / 2
+    losses = [{1: 1.0}, {1: 1.2}]
+    assert median_rule({1: 1.05}, losses, 1, median(), maximize=False) is None  # 1.05 < median 1.1: better
+    assert median_rule({1: 1.15}, losses, 1, median(), maximize=False) is not None
+
+
+def test_asha_decides_at_rungs_only_and_keeps_the_top_third():
+    cfg = PrunerConfig(name=PrunerName.asha, min_epochs=1, factor=3, min_trials=2)
+    others = [{1: 0.9, 3: 0.95}, {1: 0.8, 3: 0.85}, {1: 0.2, 3: 0.3}, {1: 0.1}, {1: 0.05}]
+    assert asha_rule({1: 0.5, 2: 0.6}, others, 2, cfg, True) is None  # epoch 2 is no rung (1, 3, 9, ...)
+    assert asha_rule({1: 0.85}, others, 1, cfg, True) is None  # 2nd of 6: top 6 // 3 = 2
+    assert asha_rule({1: 0.5}, others, 1, cfg, True) is not None  # 3rd of 6
+    assert asha_rule({3: 0.99}, others, 3, cfg, True) is None  # best at the rung of 4
+    assert asha_rule({3: 0.5}, others[:1], 3, cfg, True) is None  # one other reached it: min_trials=2
+
+
+def first_pruning_epoch(run_dir, others, cfg) -> int | None:
+    """Replay the median rule over this run's history against the other jobs' full histories."""
+    own = values_by_epoch(run_dir / "history.csv", "val_accuracy")
+    for epoch in sorted(own):
+        so_far = {e: v for e, v in own.items() if e <= epoch}
+        if median_rule(so_far, others, epoch, cfg, True):
+            return epoch
+    return None
+
+
+@pytest.fixture(scope="module")
+def pruned_sweep(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("pruned-sweep")
+    sweep = tmp_path / "sweep"
+    result = run_in_process("-m", *SWEEP, "pruner=median", "pruner.warmup_epochs=1", "pruner.min_trials=1",
+                            f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    return tmp_path, sweep, result
+
+
+def test_a_sweep_prunes_hopeless_jobs_at_the_epoch_the_rule_says(pruned_sweep):
+    _, sweep, result = pruned_sweep
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = {job: json.loads((sweep / str(job) / "metrics.json").read_text()) for job in range(4)}
+    assert jobs[0]["status"] == "finished" and jobs[0]["epochs_run"] == 4
+    assert jobs[1]["status"] == jobs[3]["status"] == "pruned"  # lr 0.5 and 0.9
+    for job, metrics in jobs.items():
+        if metrics["status"] != "pruned":
+            continue
+        # Sequential jobs: job k saw jobs 0..k-1 in full.
+        others = [values_by_epoch(sweep / str(j) / "history.csv", "val_accuracy") for j in range(job)]
+        assert metrics["pruned_at_epoch"] == first_pruning_epoch(sweep / str(job), others, median())
+        assert metrics["epochs_run"] == metrics["pruned_at_epoch"]
+        assert (sweep / str(job) / "model.keras").is_file()  # a pruned run keeps its best model
+        assert scalars(sweep / str(job) / "tb", "pruned") == [1.0]
+        assert hparams_session(sweep / str(job) / "tb")[1] is not None  # its session ended
+    assert scalars(sweep / "0" / "tb", "pruned") == [0.0]
+    assert "pruned" in result.stdout and "failed" not in result.stderr.lower()
+
+
+def test_compare_lists_pruned_jobs_with_their_epochs(pruned_sweep):
+    tmp_path, sweep, _ = pruned_sweep
+    result = run_cli(str(sweep), "--csv", str(tmp_path / "table.csv"), module="imgexp.compare", timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = {r["run"]: r for r in csv.DictReader((tmp_path / "table.csv").open())}
+    assert rows["1"]["status"] == "pruned" and rows["1"]["epochs_run"] == str(
+        json.loads((sweep / "1" / "metrics.json").read_text())["epochs_run"])
+    assert rows["0"]["status"] == "finished"
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_its_pruning_decision_resumes_without_training_further(tmp_path):
+    """SIGKILL between the decision (pruned.json) and metrics.json; the same command then finishes the job
+    as pruned, with no epoch added."""
+    args = ["-m", "optimizer.lr=0.003,0.9", *TINY, "trainer.epochs=4", "pruner=median", "pruner.warmup_epochs=1",
+            "pruner.min_trials=1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    job = tmp_path / "sweep" / "1"
+    first = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None and not (job / "pruned.json").exists():
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert (job / "pruned.json").is_file(), "the hopeless job was not pruned"
+    if (job / "metrics.json").exists():
+        pytest.skip("the job finished before the kill landed")
+    epochs = len(epoch_rows(job))
+    again = run_cli(*args, cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(epoch_rows(job)) == epochs
+    assert json.loads((job / "metrics.json").read_text())["status"] == "pruned"
+
+
+def test_a_single_run_with_a_pruner_trains_to_its_end(tmp_path):
+    result = run_in_process(*TINY, "pruner=median", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["status"] == "finished"
+    assert "this single run trains to its end" in result.stdout + result.stderr
+
+
+def test_a_search_prunes_and_keras_tuner_gets_the_best_value_so_far(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.003, 0.9, 0.002, 0.95]}, "tuner.max_trials=4",
+                       "trainer.epochs=3", "pruner=asha", "pruner.min_trials=1")
+    result = run_in_process(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    search_dir = tmp_path / "search" / "grid-test"
+    pruned = [t for t in trial_dirs(search_dir) if json.loads((t / "metrics.json").read_text())["status"] == "pruned"]
+    assert pruned, "the hopeless learning rates were not pruned"
+    for trial in pruned:
+        metrics = json.loads((trial / "metrics.json").read_text())
+        oracle_trial = json.loads((trial / "trial.json").read_text())
+        assert oracle_trial["status"] == "COMPLETED"
+        assert oracle_trial["score"] == pytest.approx(metrics["val_accuracy"])
+    assert "pruned" in result.stdout  # the search's ranked table
+
+
+def test_pruning_with_hyperband_is_refused_in_one_line(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.003, 0.001]}, "pruner=median", tuner="hyperband")
+    result = run_in_process(*args, cwd=tmp_path)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
+    assert result.returncode == 2 and len(lines) == 1 and "Hyperband already stops" in lines[0], result.stderr
+    assert not (tmp_path / "search").exists()
+
+
+@pytest.mark.slow
+def test_pruning_works_across_two_local_workers(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.003, 0.002, 0.9, 0.95]}, "tuner.max_trials=4",
+                       "trainer.epochs=4", "pruner=median", "pruner.warmup_epochs=1", "pruner.min_trials=1",
+                       "search.distributed.local_workers=2")
+    result = run_cli(*args, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    search_dir = tmp_path / "search" / "grid-test"
+    statuses = {t.name: json.loads((t / "metrics.json").read_text())["status"] for t in trial_dirs(search_dir)}
+    assert len(statuses) == 4 and "pruned" in statuses.values(), statuses
+    workers = {json.loads(line)["tuner_id"] for line in (search_dir / "trials.jsonl").read_text().splitlines()}
+    assert len(workers) == 2
+
+
+def epoch_rows(run_dir) -> list[dict]:
+    return list(csv.DictReader((run_dir / "history.csv").open()))
+
+
+@pytest.fixture(scope="module")
+def hyperband(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("hyperband")
+    args = search_args(tmp_path, {"optimizer.lr": {"min": 2e-3, "max": 8e-3, "sampling": "log"}}, "tuner.max_epochs=4",
+                       "tuner.factor=2", tuner="hyperband")
+    result = run_in_process(*args, cwd=tmp_path)
+    return tmp_path / "search" / "hyperband-test", result
+
+
+def test_a_promoted_hyperband_trial_continues_its_parents_training(hyperband):
+    search_dir, result = hyperband
+    assert result.returncode == 0, result.stderr[-3000:]
+    continued = [t for t in trial_dirs(search_dir) if "continued_from" in json.loads((t / "metrics.json").read_text())]
+    assert continued, "no trial was promoted"
+    from_scratch = [t for t in trial_dirs(search_dir) if t not in continued]
+    first_epoch_from_scratch = min(float(epoch_rows(t)[0]["val_loss"]) for t in from_scratch)
+    for trial in continued:
+        metrics = json.loads((trial / "metrics.json").read_text())
+        parent = search_dir / metrics["continued_from"]
+        parent_rows, rows = epoch_rows(parent), epoch_rows(trial)
+        start = len(parent_rows)
+        assert rows[:start] == parent_rows  # the parent's epochs, then its own, numbered on
+        assert [int(r["epoch"]) for r in rows] == list(range(len(rows)))
+        assert metrics["epochs_trained"] == len(rows) - start
+        parent_best_loss = min(float(r["val_loss"]) for r in parent_rows)
+        first_own_loss = float(rows[start]["val_loss"])
+        # It starts where its parent stopped, not where a new model starts (chance: ln 10 = 2.3).
+        assert first_own_loss < min(parent_best_loss + 0.1, first_epoch_from_scratch), (first_own_loss, parent_best_loss)
+        steps = [e.step for e in accumulator(trial / "tb" / "train").Tensors("epoch_loss")]
+        assert steps and min(steps) == start  # TensorBoard's epochs continue the parent's too
+        hparams, _ = hparams_session(trial / "tb")
+        assert not any(name.startswith("tuner/") for name in hparams)
+
+
+def test_compare_shows_which_trial_a_hyperband_trial_continued(hyperband):
+    search_dir, result = hyperband
+    assert "continued_from" in result.stdout.replace("\n", "")
