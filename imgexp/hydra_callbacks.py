@@ -70,3 +70,43 @@ class SweepSummary(Callback):
             print(f"imgexp: error: {len(failed)} of {len(records)} jobs failed; "
                   f"their errors are in the table and in each job's failed.json", file=sys.stderr)
             sys.exit(1)
+
+
+def sweep_params(config: DictConfig) -> list:
+    """The swept keys of a multirun (command-line sweeps, then `hydra.sweeper.params`), as
+    tracking.experiment.Searched: choices and ranges by value, intervals (Optuna) by their bounds."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import IntervalSweep
+
+    from imgexp.tracking.experiment import Searched
+    from imgexp.tracking.hparams import as_hparam_value
+
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    overrides = [*config.hydra.overrides.task, *(f"{k}={v}" for k, v in params.items())]
+    found = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            continue
+        key, value = override.get_key_element().lstrip("+~"), override.value()
+        if isinstance(value, IntervalSweep):
+            found[key] = Searched(key, low=float(value.start), high=float(value.end))
+        else:
+            try:
+                found[key] = Searched(key, values=tuple(as_hparam_value(v) for v in override.sweep_iterator()))
+            except Exception:  # a glob over config options: TensorBoard infers its values
+                continue
+    return list(found.values())
+
+
+class HParamsExperiment(Callback):
+    """At the start of a multirun: the HParams experiment at the sweep's root (imgexp.tracking.experiment),
+    the swept keys first, so TensorBoard's table and parallel coordinates show them."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from imgexp.tracking.experiment import write_experiment
+        from imgexp.tracking.hparams import hparams_from_config
+
+        task = task_config(config)
+        choices = dict(OmegaConf.select(config, "hydra.runtime.choices") or {})
+        hparams = hparams_from_config(OmegaConf.to_container(OmegaConf.create(task), resolve=True), choices)
+        write_experiment(Path(config.hydra.sweep.dir), sweep_params(config), hparams)

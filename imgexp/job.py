@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgexp.config import Config, validate
 from imgexp.errors import UserError
 from imgexp.run_folder import TENSORBOARD_DIR, read_run, write_failure
-from imgexp.tracking.hparams import hparams_from_config
+from imgexp.tracking.hparams import hparams_from_config, session_name
 
 log = logging.getLogger("imgexp")
 
@@ -43,7 +43,7 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
         if record_failures:
             from imgexp.tracking.tensorboard import record_failed_session
 
-            record_failed_session(run_dir / TENSORBOARD_DIR, hparams, str(run_dir))
+            record_failed_session(run_dir / TENSORBOARD_DIR, hparams, session_name(run_dir))
         raise
     from imgexp.tensorflow_runtime import import_tensorflow
 

@@ -28,3 +28,52 @@ def hparams_session(path: Path) -> tuple[dict, int | None]:
         if data.HasField("session_end_info"):
             status = data.session_end_info.status
     return hparams, status
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir LOGDIR` on 127.0.0.1, asked through its HTTP API as the dashboard asks it."""
+
+    def __init__(self, logdir: Path):
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        tensorboard = Path(sys.executable).with_name("tensorboard")
+        self.process = subprocess.Popen([str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1",
+                                         "--port", str(self.port), "--load_fast", "false"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def post(self, route: str, payload: dict, ready=lambda answer: True, timeout: float = 90) -> dict:
+        """POST `payload` to /data/plugin/hparams/ROUTE until the answer is `ready` (TensorBoard loads
+        event files in the background)."""
+        import json
+        import time
+        import urllib.request
+
+        deadline, answer = time.monotonic() + timeout, {}
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(urllib.request.Request(
+                        f"http://127.0.0.1:{self.port}/data/plugin/hparams/{route}", data=json.dumps(payload).encode(),
+                        headers={"Content-Type": "application/json"}), timeout=10) as response:
+                    answer = json.loads(response.read())
+                if ready(answer):
+                    return answer
+            except OSError:
+                pass
+            time.sleep(1)
+        return answer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+SESSION_GROUPS = {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],
+                  "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"]}

@@ -1,6 +1,7 @@
 """One run end to end: artifacts, TensorBoard records read back, and a model that takes raw images."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -160,3 +161,13 @@ def test_two_phase_fine_tune_trains_head_then_backbone(image_folder, tmp_path):
     rates = [row.split(",") for row in (tmp_path / "history.csv").read_text().splitlines()]
     lr = [float(r[rates[0].index("learning_rate")]) for r in rates[1:]]
     assert lr[1] == pytest.approx(lr[0] * 0.1), "fine-tuning runs at optimizer.lr * trainer.fine_tune_lr_factor"
+
+
+def test_session_names_are_short_paths_below_outputs(tmp_path, monkeypatch):
+    from imgexp.tracking.hparams import session_name
+
+    monkeypatch.chdir(tmp_path)
+    assert session_name(tmp_path / "outputs/search/random-cnn/trial_3") == "search/random-cnn/trial_3"
+    assert session_name(Path("/elsewhere/outputs/multirun/2026-11-30/10-00-00/2")) == "multirun/2026-11-30/10-00-00/2"
+    assert session_name(tmp_path / "runs/a") == "runs/a"  # below the working directory
+    assert session_name(Path("/data/runs/a")) == "/data/runs/a"

@@ -10,7 +10,7 @@ import yaml
 from tensorboard.plugins.hparams import api_pb2
 
 from conftest import cli_command, cli_env, run_cli, run_in_process, search_args, trial_dirs
-from tbread import hparams_session
+from tbread import SESSION_GROUPS, TensorBoardServer, accumulator, hparams_session
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,19 @@ def test_search_runs_each_trial_as_a_run(three_trials):
     log = result.stdout + result.stderr
     assert "trial 3 of 3" in log and "best" in log and "ETA" in log
     assert "3 trials in" in result.stdout
+
+
+def test_the_search_declares_its_space_first_in_tensorboards_hparams_table(three_trials):
+    tmp_path, search_dir, _ = three_trials
+    with TensorBoardServer(search_dir.parent) as server:
+        experiment = server.post("experiment", {"experimentName": ""}, ready=lambda a: bool(a.get("hparamInfos")))
+        groups = server.post("session_groups", SESSION_GROUPS,
+                             ready=lambda a: len(a.get("sessionGroups", [])) >= 3)["sessionGroups"]
+    first = experiment["hparamInfos"][0]
+    assert first["name"] == "optimizer.lr" and first["domainDiscrete"] == [0.01, 0.003, 0.001]
+    assert [m.get("displayName") for m in experiment["metricInfos"]][:2] == ["val_accuracy", "val_loss"]
+    names = sorted(g["name"] for g in groups)
+    assert len(names) == 3 and all(n.startswith("search/grid-test/trial_") for n in names), names
 
 
 def test_best_trial_config_runs_again_as_is(three_trials):
@@ -120,6 +133,18 @@ def test_every_tuner_runs_trials(tmp_path, tuner, extra, expected):
     if tuner == "hyperband":  # hyperband sets each trial's epochs
         epochs = {json.loads(p.read_text())["epochs_run"] for p in finished}
         assert epochs <= {1, 2}
+        assert not any(p.name.startswith("tuner/") for p in declared_hparams(tmp_path / "search" / f"{tuner}-test"))
+    else:  # a range is declared as an interval
+        lr = declared_hparams(tmp_path / "search" / f"{tuner}-test")[0]
+        assert lr.name == "optimizer.lr" and (lr.domain_interval.min_value, lr.domain_interval.max_value) == (1e-3, 1e-2)
+
+
+def declared_hparams(search_dir):
+    """The hparam infos of the search's HParams experiment, read back from its event file."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    contents = accumulator(search_dir / "hparams_experiment").PluginTagToContent("hparams")
+    return list(plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/experiment"]).experiment.hparam_infos)
 
 
 @pytest.mark.slow

@@ -1,17 +1,11 @@
 """Hydra multirun: every job a normal run, failures recorded, one ranked table, one TensorBoard table."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from conftest import TINY, run_cli, run_in_process
-from tbread import hparams_session, scalars
+from tbread import SESSION_GROUPS, TensorBoardServer, hparams_session, scalars
 from tensorboard.plugins.hparams import api_pb2
 
 SWEEP = [*TINY, "trainer.epochs=1", "model.dense_units=16,32", "optimizer.lr=0.01,0.001"]
@@ -76,39 +70,34 @@ def test_compare_bad_path_is_one_line():
     assert result.returncode == 2 and result.stderr.strip() == "imgexp.compare: error: /no/such/outputs: no such folder"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tensorboard_http_api_lists_every_job_as_a_session(sweep_2x2, tmp_path):
     """Start TensorBoard itself on 127.0.0.1 and ask the hparams plugin for its session groups."""
     sweep_dir, _ = sweep_2x2
-    port = free_port()
-    tensorboard = Path(sys.executable).with_name("tensorboard")
-    server = subprocess.Popen([str(tensorboard), "--logdir", str(sweep_dir), "--host", "127.0.0.1",
-                               "--port", str(port), "--load_fast", "false"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        request = json.dumps({"experimentName": "", "startIndex": 0, "sliceSize": 100,
-                              "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING", "STATUS_UNKNOWN"],
-                              "colParams": []}).encode()
-        deadline, groups = time.monotonic() + 90, []
-        while time.monotonic() < deadline and len(groups) < 4:
-            time.sleep(1)
-            try:
-                with urllib.request.urlopen(urllib.request.Request(
-                        f"http://127.0.0.1:{port}/data/plugin/hparams/session_groups", data=request,
-                        headers={"Content-Type": "application/json"}), timeout=10) as response:
-                    groups = json.loads(response.read()).get("sessionGroups", [])
-            except OSError:
-                continue
-        assert len(groups) == 4, groups
-        for group in groups:
-            assert {"model", "optimizer.lr", "model.dense_units"} <= set(group["hparams"])
-            tags = {m["name"]["tag"] for m in group["metricValues"]}
-            assert {"epoch_accuracy", "best/val_accuracy"} <= tags
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with TensorBoardServer(sweep_dir) as server:
+        answer = server.post("session_groups", SESSION_GROUPS, ready=lambda a: len(a.get("sessionGroups", [])) >= 4)
+    groups = answer.get("sessionGroups", [])
+    assert len(groups) == 4, groups
+    for group in groups:
+        assert {"model", "optimizer.lr", "model.dense_units"} <= set(group["hparams"])
+        tags = {m["name"]["tag"] for m in group["metricValues"]}
+        assert {"epoch_accuracy", "best/val_accuracy"} <= tags
+
+
+def test_the_sweep_declares_its_swept_keys_first_in_tensorboards_hparams_table(sweep_2x2):
+    """What the dashboard shows by default: the experiment TensorBoard serves for the sweep folder."""
+    sweep_dir, _ = sweep_2x2
+    with TensorBoardServer(sweep_dir) as server:
+        experiment = server.post("experiment", {"experimentName": ""}, ready=lambda a: bool(a.get("hparamInfos")))
+        groups = server.post("session_groups", SESSION_GROUPS,
+                             ready=lambda a: len(a.get("sessionGroups", [])) >= 4)["sessionGroups"]
+    infos = experiment["hparamInfos"]
+    names = [info["name"] for info in infos]
+    assert names[:2] == ["model.dense_units", "optimizer.lr"]  # swept: first (TensorBoard orders them by name)
+    assert infos[0]["domainDiscrete"] == [16, 32] and infos[1]["domainDiscrete"] == [0.01, 0.001]
+    assert infos[0]["differs"] and not any(info.get("differs") for info in infos[2:])
+    assert "trainer.epochs" in names and "trainer.verbose" not in names
+    metrics = [m.get("displayName") for m in experiment["metricInfos"]]
+    assert metrics[:2] == ["val_accuracy", "val_loss"]
+    assert sorted(g["name"] for g in groups) == ["0", "1", "2", "3"]  # below the working directory, not absolute
+    for group in groups:  # an unset key is an empty cell, never a "None" string
+        assert "None" not in group["hparams"].values() and "optimizer.weight_decay" not in group["hparams"]

@@ -28,6 +28,7 @@ from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUS
                                LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
                                write_json)
 from imgexp.tracking.artifacts import write_classification_report
+from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
@@ -125,7 +126,7 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
     if resumed:
         log.info("resuming the interrupted run in %s", run_dir)
     else:  # first thing, so a run that fails at any point shows in the HParams table
-        recorder.start_session(hparams, session_name=str(run_dir))
+        recorder.start_session(hparams, session_name=session_name(run_dir))
     with runtime_settings(cfg):
         try:
             source, cache, listing = load_images(cfg)

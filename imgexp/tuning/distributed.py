@@ -18,6 +18,7 @@ from typing import Callable
 
 from imgexp.config import DistributedConfig, Role
 from imgexp.errors import UserError
+from imgexp.tuning.kt_compat import add_oracle_servicer, chief_may_stop, on_consecutive_failures_check, set_worker_timeout
 from imgexp.tuning.oracles import stop_if_over_budget, stop_new_trials
 
 log = logging.getLogger("imgexp.search")
@@ -54,7 +55,6 @@ def default_tuner_id() -> str:
 def connect_as_worker(dist: DistributedConfig) -> None:
     """Point KerasTuner at the chief (its environment variables) and wait until it answers."""
     import grpc
-    from keras_tuner.src.distribute import oracle_client
 
     host, port = parse_address(dist.address)
     tuner_id = dist.tuner_id or os.environ.get("KERASTUNER_TUNER_ID") or default_tuner_id()
@@ -62,7 +62,7 @@ def connect_as_worker(dist: DistributedConfig) -> None:
         raise UserError(f"search.distributed.tuner_id={tuner_id}: a worker's name must not contain 'chief'")
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     # KerasTuner waits up to an hour on every call; a chief that is gone should not keep a worker that long.
-    oracle_client.TIMEOUT = dist.connect_timeout
+    set_worker_timeout(dist.connect_timeout)
     log.info("worker %s: connecting to the chief at %s", tuner_id, dist.address)
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         try:
@@ -76,12 +76,9 @@ def connect_as_worker(dist: DistributedConfig) -> None:
 def start_oracle_server(oracle, address: str):
     """KerasTuner's OracleServicer on `address` (port 0: any free port); returns (server, servicer, port)."""
     import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = add_oracle_servicer(oracle, server)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:
@@ -100,16 +97,15 @@ def stop_on_failures_instead_of_raising(oracle) -> list[str]:
     Returns a list that holds KerasTuner's message once that happened.
     """
     stopped: list[str] = []
-    check = oracle._check_consecutive_failures
 
-    def check_and_stop() -> None:
+    def check_and_stop(check) -> None:
         try:
             check()
         except RuntimeError as err:
             stopped.append(str(err))
             stop_new_trials(oracle)
 
-    oracle._check_consecutive_failures = check_and_stop
+    on_consecutive_failures_check(oracle, check_and_stop)
     return stopped
 
 
@@ -156,8 +152,6 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
 
     `workers` (local mode) is started once the server listens and checked every poll.
     """
-    from keras_tuner.src.distribute.oracle_chief import exit_chief
-
     oracle = tuner.oracle
     oracle.verbose = 0  # the chief reports trials itself, one line each
     stopped = stop_on_failures_instead_of_raising(oracle)
@@ -169,7 +163,7 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
     try:
         if workers is not None:
             workers.start(f"{host}:{port}")
-        while not (servicer.stop_triggered and exit_chief(oracle)):
+        while not chief_may_stop(servicer, oracle):
             time.sleep(POLL_SECONDS)
             status.update()
             stop_if_over_budget(oracle, status.started, budget_seconds)

@@ -1,6 +1,5 @@
 """KerasTuner oracles from the `tuner` config group, and stopping one early."""
 
-import functools
 import logging
 import time
 
@@ -8,29 +7,9 @@ import keras_tuner as kt
 
 from imgexp.config import TunerConfig
 from imgexp.errors import UserError
+from imgexp.tuning.kt_compat import ResumableGridSearchOracle
 
 log = logging.getLogger("imgexp.search")
-
-
-class ResumableGridSearchOracle(kt.oracles.GridSearchOracle):
-    """GridSearchOracle whose search order survives a reload.
-
-    KerasTuner 1.4 keeps the grid's order (a linked list of trial ids sorted by
-    their values) and its queue of trials to extend only in memory, so a reloaded
-    grid search fails with a KeyError. Both are saved here, the order rebuilt
-    from the trials on reload.
-    """
-
-    def get_state(self):
-        return {**super().get_state(), "populate_next": list(self._populate_next)}
-
-    def set_state(self, state):
-        super().set_state(state)
-        self._populate_next = list(state.get("populate_next", []))
-        compare = lambda a, b: self._compare(self.trials[a].hyperparameters.values,  # noqa: E731
-                                             self.trials[b].hyperparameters.values)
-        for trial_id in sorted(self.trials, key=functools.cmp_to_key(compare)):
-            self._ordered_ids.insert(trial_id)
 
 
 def make_oracle(tuner: TunerConfig, hyperparameters: kt.HyperParameters) -> kt.Oracle:

@@ -20,10 +20,13 @@ from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFUSION_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
-                               PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE, read_run)
+                               PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE, read_run, write_json)
+from imgexp.tracking.experiment import Searched, write_experiment
 from imgexp.tracking.plots import draw_run_plots
-from imgexp.tracking.hparams import CONFIG_GROUPS
+from imgexp.tracking.hparams import CONFIG_GROUPS, hparams_from_config
 from imgexp.tuning import distributed, workers
+from imgexp.tuning.checks import IDENTITY_FILE, check_base_config, check_same_search, check_search_settings, search_identity
+from imgexp.tuning.kt_compat import is_too_many_failures
 from imgexp.tuning.oracles import make_oracle, stop_if_over_budget
 from imgexp.tuning.space import SearchSpace
 from imgexp.tuning.tuner import RunTuner
@@ -113,17 +116,19 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     return out
 
 
-def check_search_settings(cfg: DictConfig, tuner_cfg: TunerConfig) -> None:
-    """Settings that cannot make a search, refused before any trial or worker starts."""
-    if tuner_cfg.name.value == "hyperband" and cfg.pruner.name != "none":
-        raise UserError(f"pruner={cfg.pruner.name} with tuner=hyperband: Hyperband already stops its weaker trials "
-                        "early; use pruner=none, or tuner=random|bayesian|grid with a pruner")
-    if tuner_cfg.max_trials is not None and tuner_cfg.max_trials < 1:
-        raise UserError(f"tuner.max_trials={tuner_cfg.max_trials}: KerasTuner would read it as 'no limit' and never "
-                        "stop; give a number >= 1, or null together with tuner.budget_minutes for an open-ended search")
-    if tuner_cfg.max_trials is None and tuner_cfg.budget_minutes is None and tuner_cfg.name.value != "hyperband":
-        raise UserError("tuner.max_trials=null runs trials until tuner.budget_minutes is spent; set "
-                        "tuner.budget_minutes=N too, or give tuner.max_trials a number")
+def write_search_experiment(search_dir: Path, space: SearchSpace, base: list[str]) -> None:
+    """The HParams experiment for this search's sessions: its searched keys first (imgexp.tracking.experiment)."""
+    cfg, choices = compose_config(base)
+    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
+    write_experiment(search_dir, [searched(p) for p in space.params], hparams)
+
+
+def searched(param) -> Searched:
+    if param.kind == "choice":
+        return Searched(param.key, values=param.values)
+    if param.kind == "bool":
+        return Searched(param.key, values=(False, True))
+    return Searched(param.key, low=float(param.low), high=float(param.high), integer=param.kind == "int")
 
 
 def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any],
@@ -153,8 +158,16 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     search_dir = Path(cfg.search.dir).absolute() / search_name(cfg, choices)
     log.info("search in %s over %s", search_dir, ", ".join(space.keys))
     overwrite = bool(cfg.search.overwrite) and role is not Role.worker  # only the chief may start over
+    identity = search_identity(tuner_cfg, cfg.search_space, base)
+    if role is not Role.worker:
+        if not overwrite:
+            check_same_search(search_dir, identity)
+        check_base_config(base)
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
                           tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite)
+    if role is not Role.worker:  # after KerasTuner's overwrite cleared the folder
+        write_json(search_dir / IDENTITY_FILE, identity)
+        write_search_experiment(search_dir, space, base)
     budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
     tuner.continue_promoted = tuner_cfg.continue_promoted
     if cfg.search.worker and cfg.search.recycle_every > 0:
@@ -200,7 +213,7 @@ def search_here(tuner: BudgetedTuner, chief_address: str | None) -> bool:
         raise UserError(f"the chief at {chief_address} stopped answering ({err.code().name}); start it again "
                         "with the same command (it resumes the search), then this worker") from None
     except RuntimeError as err:  # KerasTuner: too many consecutive failed trials
-        if "consecutive failures" not in str(err):
+        if not is_too_many_failures(err):
             raise
         return True
     return False

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner as kt
-from keras_tuner.engine.base_tuner import BaseTuner
-from keras_tuner.src import config as kt_config
 from omegaconf import OmegaConf
 
 from imgexp.compose import compose_config
@@ -24,12 +22,13 @@ from imgexp.errors import UserError
 from imgexp.job import run_job
 from imgexp.run_folder import FAILED_FILE, read_run, write_config, write_failure
 from imgexp.training.continuation import Continuation
+from imgexp.tuning.kt_compat import BaseTuner, is_worker, quiet_failed_trials
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
 # KerasTuner prints a traceback for every failed trial, a config that cannot train included;
 # imgexp reports those in one line and logs the traceback of real bugs itself (run_trial_config).
-kt_config.DEBUG = False
+quiet_failed_trials()
 
 OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
 # Hyperband's own per-trial values: how long the trial trains, and (a promoted trial) which trial it
@@ -77,7 +76,7 @@ class RunTuner(BaseTuner):
         self.overrides_by_trial: dict[str, list[str]] = {}
         self.continue_promoted = True
 
-    def trial_overrides(self, trial: kt.engine.trial.Trial) -> list[str]:
+    def trial_overrides(self, trial) -> list[str]:
         """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
         if trial.trial_id not in self.overrides_by_trial:
             values = trial.hyperparameters.values
@@ -114,7 +113,7 @@ class RunTuner(BaseTuner):
         super().on_trial_end(trial)
         self.trials_run += 1
         log_trial(self.search_dir, trial, time.monotonic() - self.trial_started, self.tuner_id)
-        if self._is_worker():  # its oracle lives in the chief, which reports the search's progress
+        if is_worker(self):  # its oracle lives in the chief, which reports the search's progress
             log.info("trial [%s] %s -> %s", trial.trial_id, " ".join(self.trial_values(trial)),
                      outcome(trial, self.oracle.objective.name))
         else:
