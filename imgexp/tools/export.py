@@ -50,12 +50,20 @@ def export_tflite(model, size: tuple[int, int], path: Path):
     return predict
 
 
+def all_layers(model):
+    """Every layer, nested models' layers included (Keras' own walk, `_flatten_layers`, is private)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 def in_float32(model):
     """The same network and weights computing in float32 (a mixed-precision run's model otherwise
     computes in bfloat16 or float16); a float32 model comes back as it is."""
     import keras
 
-    if all(layer.dtype_policy.name == "float32" for layer in model._flatten_layers()):
+    if all(layer.dtype_policy.name == "float32" for layer in all_layers(model)):
         return model
 
     def float32_policies(node):
