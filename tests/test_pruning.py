@@ -3,6 +3,7 @@ their parent's training."""
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import time
@@ -204,3 +205,65 @@ def test_a_promoted_hyperband_trial_continues_its_parents_training(hyperband):
 def test_compare_shows_which_trial_a_hyperband_trial_continued(hyperband):
     search_dir, result = hyperband
     assert "continued_from" in result.stdout.replace("\n", "")
+
+
+def check_continued_trials(search_dir) -> int:
+    """Every continued trial starts with its parent's epochs and numbers its own after them."""
+    continued = 0
+    for trial in trial_dirs(search_dir):
+        if not (trial / "metrics.json").is_file():
+            continue  # killed on its way
+        metrics = json.loads((trial / "metrics.json").read_text())
+        if "continued_from" not in metrics:
+            continue
+        continued += 1
+        parent_rows, rows = epoch_rows(search_dir / metrics["continued_from"]), epoch_rows(trial)
+        assert rows[:len(parent_rows)] == parent_rows, trial
+        assert [int(r["epoch"]) for r in rows] == list(range(len(rows))), trial
+    return continued
+
+
+@pytest.mark.slow
+def test_hyperband_continues_across_recycled_workers_and_a_kill(tmp_path):
+    """Trials in worker processes replaced every 3 trials; the whole search SIGKILLed once a continued
+    trial finished, then the same command finishes it."""
+    args = search_args(tmp_path, {"optimizer.lr": {"min": 2e-3, "max": 8e-3, "sampling": "log"}}, "tuner.max_epochs=4",
+                       "tuner.factor=2", "search.recycle_every=3", tuner="hyperband")
+    search_dir = tmp_path / "search" / "hyperband-test"
+    first = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and first.poll() is None and not any(
+            "continued_from" in p.read_text() for p in search_dir.glob("trial_*/metrics.json")):
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)  # the supervisor and its worker
+    first.wait(timeout=30)
+    assert check_continued_trials(search_dir) >= 1
+    second = run_cli(*args, cwd=tmp_path, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert check_continued_trials(search_dir) >= 2
+    pids = {json.loads(line)["pid"] for line in (search_dir / "trials.jsonl").read_text().splitlines()}
+    assert len(pids) >= 3  # recycled workers of two commands
+
+
+@pytest.mark.slow
+def test_hyperband_continues_with_two_local_workers(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": {"min": 2e-3, "max": 8e-3, "sampling": "log"}}, "tuner.max_epochs=2",
+                       "tuner.factor=2", "search.distributed.local_workers=2", tuner="hyperband")
+    result = run_cli(*args, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    search_dir = tmp_path / "search" / "hyperband-test"
+    assert check_continued_trials(search_dir) >= 1
+    workers = {json.loads(line)["tuner_id"] for line in (search_dir / "trials.jsonl").read_text().splitlines()}
+    assert len(workers) == 2
+
+
+@pytest.mark.slow
+def test_a_sweep_through_the_joblib_launcher_prunes(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "optimizer.lr=0.003,0.002,0.9,0.95", *TINY, "trainer.epochs=4", "pruner=median",
+                     "pruner.warmup_epochs=1", "pruner.min_trials=1", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    statuses = {job: json.loads((sweep / str(job) / "metrics.json").read_text())["status"] for job in range(4)}
+    assert "pruned" in (statuses[2], statuses[3]), statuses  # lr 0.9 and 0.95, after the good ones ran

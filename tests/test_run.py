@@ -163,11 +163,13 @@ def test_two_phase_fine_tune_trains_head_then_backbone(image_folder, tmp_path):
     assert lr[1] == pytest.approx(lr[0] * 0.1), "fine-tuning runs at optimizer.lr * trainer.fine_tune_lr_factor"
 
 
-def test_session_names_are_short_paths_below_outputs(tmp_path, monkeypatch):
+def test_session_names_put_the_runs_own_folder_first(tmp_path, monkeypatch):
     from imgexp.tracking.hparams import session_name
 
     monkeypatch.chdir(tmp_path)
-    assert session_name(tmp_path / "outputs/search/random-cnn/trial_3") == "search/random-cnn/trial_3"
-    assert session_name(Path("/elsewhere/outputs/multirun/2026-11-30/10-00-00/2")) == "multirun/2026-11-30/10-00-00/2"
-    assert session_name(tmp_path / "runs/a") == "runs/a"  # below the working directory
-    assert session_name(Path("/data/runs/a")) == "/data/runs/a"
+    assert session_name(tmp_path / "outputs/search/random-cnn/trial_3") == "trial_3 (search/random-cnn)"
+    assert session_name(tmp_path / "outputs/search/s/trial_3/execution_1") == "trial_3/execution_1 (search/s)"
+    assert session_name(Path("/elsewhere/outputs/multirun/2026-11-30/10-00-00/2")) == "2 (multirun/2026-11-30/10-00-00)"
+    assert session_name(tmp_path / "runs/a") == "a (runs)"  # below the working directory
+    assert session_name(tmp_path / "a") == "a"
+    assert session_name(Path("/data/runs/a")) == "a (/data/runs)"

@@ -48,7 +48,7 @@ def test_the_search_declares_its_space_first_in_tensorboards_hparams_table(three
     assert first["name"] == "optimizer.lr" and first["domainDiscrete"] == [0.01, 0.003, 0.001]
     assert [m.get("displayName") for m in experiment["metricInfos"]][:2] == ["val_accuracy", "val_loss"]
     names = sorted(g["name"] for g in groups)
-    assert len(names) == 3 and all(n.startswith("search/grid-test/trial_") for n in names), names
+    assert len(names) == 3 and all(n.startswith("trial_") and n.endswith(" (search/grid-test)") for n in names), names
 
 
 def test_best_trial_config_runs_again_as_is(three_trials):

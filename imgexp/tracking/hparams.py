@@ -48,12 +48,21 @@ def hparams_from_config(config: dict[str, Any], choices: dict[str, Any]) -> dict
 
 
 def session_name(run_dir: Path) -> str:
-    """The run's name in TensorBoard's HParams table: its path below the nearest `outputs` folder
-    (`search/random-cnn/trial_3`, `multirun/<date>/<time>/2`), else below the working directory, else
-    the whole path. TensorBoard cuts long names to a common prefix, so absolute paths would all look alike."""
+    """The run's name in TensorBoard's HParams table, its own folder first, then where it lies:
+    `trial_0003 (search/random-cnn)`, `2 (multirun/2026-11-30/10-00-00.123456)`.
+
+    The path is taken below the nearest `outputs` folder, else below the working directory, else
+    whole. The table cuts Trial IDs after about 14 characters, so the part that tells runs apart
+    comes first (screenshots in experiments/tensorboard_hparams/).
+    """
     path = run_dir.absolute()
-    for parent in path.parents:
-        if parent.name == "outputs":
-            return str(path.relative_to(parent))
+    outputs = next((p for p in path.parents if p.name == "outputs"), None)
     cwd = Path.cwd().absolute()
-    return str(path.relative_to(cwd)) if path.is_relative_to(cwd) and path != cwd else str(path)
+    if outputs is not None:
+        path = path.relative_to(outputs)
+    elif path.is_relative_to(cwd) and path != cwd:
+        path = path.relative_to(cwd)
+    own = path.parts[-2:] if path.name.startswith("execution_") and len(path.parts) > 1 else path.parts[-1:]
+    where = path.parts[:-len(own)]
+    name = "/".join(own)
+    return f"{name} ({'/'.join(where).replace('//', '/')})" if where else name
