@@ -140,6 +140,11 @@ def test_a_search_prunes_and_keras_tuner_gets_the_best_value_so_far(tmp_path):
         assert oracle_trial["status"] == "COMPLETED"
         assert oracle_trial["score"] == pytest.approx(metrics["val_accuracy"])
     assert "pruned" in result.stdout  # the search's ranked table
+    before = {t.name: (t / "metrics.json").stat().st_mtime_ns for t in trial_dirs(search_dir)}
+    again = run_in_process(*args, cwd=tmp_path)  # the same command: the search resumes, decisions kept
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {t.name: (t / "metrics.json").stat().st_mtime_ns for t in trial_dirs(search_dir)} == before
+    assert all(json.loads((t / "metrics.json").read_text())["status"] == "pruned" for t in pruned)
 
 
 def test_pruning_with_hyperband_is_refused_in_one_line(tmp_path):
