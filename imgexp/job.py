@@ -27,14 +27,15 @@ def to_config(cfg: DictConfig) -> Config:
 
 
 def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False,
-            plots: bool = True, cohort: Path | None = None, continuation=None) -> dict[str, float]:
+            plots: bool = True, cohort: Path | None = None, continuation=None,
+            keep_last_weights: bool = False) -> dict[str, float]:
     """Run one experiment from a composed config; return its metrics.
 
     With `record_failures` (sweep jobs, trials) a config that fails validation still
     leaves a failed HParams session, so it shows in TensorBoard's table. `plots=False`
     (search trials) leaves out the PNGs nobody looks at during a search. `cohort` (the
-    sweep or search folder) and `continuation` (a promoted Hyperband trial) go to
-    `run_experiment`.
+    sweep or search folder), `continuation` (a promoted Hyperband trial) and
+    `keep_last_weights` (a Hyperband trial) go to `run_experiment`.
     """
     hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     try:
@@ -50,7 +51,7 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
     import_tensorflow()  # quietly, before anything else imports it
     from imgexp.training.run import run_experiment
 
-    return run_experiment(config, run_dir, hparams, plots, cohort, continuation)
+    return run_experiment(config, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
 
 
 def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_dir: Path) -> float | None:

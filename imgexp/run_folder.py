@@ -36,6 +36,7 @@ TENSORBOARD_DIR = "tb"
 CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras holds them
 BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.weights.h5"
 HEAD_PHASE_WEIGHTS = f"{CHECKPOINTS_DIR}/head_phase.weights.h5"  # two-phase fine-tuning: the head is done
+LAST_WEIGHTS = "last.weights.h5"  # a Hyperband trial's weights at its last epoch: where a promoted trial goes on
 BACKUP_DIR = "backup"  # Keras BackupAndRestore, for resuming a killed run
 EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
 EXPORT_DIR = "export"  # python -m imgexp.export

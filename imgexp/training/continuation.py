@@ -1,10 +1,18 @@
 """Hyperband's promoted trials: start from the parent trial's best weights, go on with its epochs.
 
 KerasTuner gives a promoted trial `tuner/trial_id` (its parent in the previous
-round) and `tuner/initial_epoch`; its own tuners load the parent's checkpoint and
-fit from there. imgexp trials are runs, so the run does it: the parent's
-model.keras holds its best weights, and its history.csv rows up to
-`initial_epoch` are copied, so the trial's epochs continue the parent's numbering.
+round) and `tuner/initial_epoch`; its own tuners load the parent's best checkpoint
+and fit from there. imgexp trials are runs, so the run does it, and goes on from
+where the parent's training stopped: its last weights (last.weights.h5, kept by
+every Hyperband trial). Its best weights (model.keras) are the best so far, and
+its history.csv rows up to `initial_epoch` are copied, so the trial's epochs
+continue the parent's numbering.
+
+Why the last weights, not the best (experiments/search_efficiency/RESULTS.md):
+on a task that sits at chance for its first epochs, the best-by-val_accuracy
+epoch of a parent is its first (ties keep the first), and a trial continued
+from there threw away the parent's other epochs; continued Hyperband then found
+worse models than Hyperband from scratch.
 """
 
 import csv
@@ -14,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, MODEL_FILE, check_complete
+from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, LAST_WEIGHTS, MODEL_FILE, check_complete
 from imgexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -27,7 +35,7 @@ class Continuation:
     initial_epoch: int  # epochs the parent trained: this run starts with epoch initial_epoch + 1
 
 
-def parent_weights(model: keras.Model, parent_dir: Path) -> None:
+def parent_best_weights(model: keras.Model, parent_dir: Path) -> None:
     """Load the parent's best weights (its saved model wraps the classifier in a resizing layer)."""
     path = parent_dir / MODEL_FILE
     if not path.is_file():
@@ -54,10 +62,11 @@ def start_from_parent(model: keras.Model, continuation: Continuation, run_dir: P
     far, and (first start only) the parent's epochs in history.csv."""
     if (run_dir / BACKUP_DIR).exists():
         return  # resumed past its first epoch: BackupAndRestore restores the trial's own weights
-    parent_weights(model, continuation.parent_dir)
+    parent_best_weights(model, continuation.parent_dir)
     (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(run_dir / BEST_WEIGHTS)  # the parent's best is the best so far
+    if (continuation.parent_dir / LAST_WEIGHTS).is_file():  # training goes on from where the parent stopped
+        model.load_weights(continuation.parent_dir / LAST_WEIGHTS)
     if not resumed:
         copy_parent_history(continuation.parent_dir, run_dir, continuation.initial_epoch)
-    log.info("continuing trial %s from epoch %d (its best weights)", continuation.parent_trial,
-             continuation.initial_epoch)
+    log.info("continuing trial %s from epoch %d", continuation.parent_trial, continuation.initial_epoch)

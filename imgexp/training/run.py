@@ -25,7 +25,7 @@ from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
-                               LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
+                               LABELS_FILE, LAST_WEIGHTS, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
                                write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
@@ -106,13 +106,15 @@ def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -
 
 
 def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True, cohort: Path | None = None,
-                   continuation: Continuation | None = None) -> dict[str, float]:
+                   continuation: Continuation | None = None, keep_last_weights: bool = False) -> dict[str, float]:
     """Train, evaluate and save one model; return its metrics (also in metrics.json).
 
     `plots=False` (a search's trials) leaves the PNGs out; they can be drawn later
     from the run folder (tracking.plots.draw_run_plots). `cohort` is the folder of
     the search or sweep this run is a trial of (the pruner compares it with the
-    others there); `continuation` starts a promoted Hyperband trial from its parent.
+    others there); `continuation` starts a promoted Hyperband trial from its parent;
+    `keep_last_weights` (Hyperband trials) keeps the last epoch's weights for the trial that
+    may continue this one.
     """
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
@@ -149,6 +151,8 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
                     fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights,
                                         extra_callbacks=(pruner,) if pruner else (),
                                         initial_epoch=continuation.initial_epoch if continuation else 0)
+                if keep_last_weights:
+                    model.save_weights(run_dir / LAST_WEIGHTS)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
                            cache=cache or "none", **outcome(run_dir, continuation))

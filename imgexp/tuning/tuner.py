@@ -39,7 +39,7 @@ HYPERBAND_INITIAL_EPOCH = "tuner/initial_epoch"
 
 
 def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
-                     continuation: Continuation | None = None) -> dict[str, float]:
+                     continuation: Continuation | None = None, keep_last_weights: bool = False) -> dict[str, float]:
     """Compose and run one trial execution; a finished one is read back, not run again. A pruner
     compares it with the other trials in `search_dir`."""
     done = read_run(run_dir)
@@ -50,7 +50,7 @@ def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
         cfg, choices = compose_config(overrides)
         write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
         return run_job(cfg, run_dir, choices, record_failures=True, plots=False,  # best/ gets its plots
-                       cohort=search_dir, continuation=continuation)
+                       cohort=search_dir, continuation=continuation, keep_last_weights=keep_last_weights)
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
         raise kt.errors.FailedTrialError(str(err)) from err
@@ -93,14 +93,20 @@ class RunTuner(BaseTuner):
         parent_dir = Path(self.get_trial_dir(parent))
         return Continuation(parent_dir / execution, parent_dir.name, int(values[HYPERBAND_INITIAL_EPOCH]))
 
+    def keeps_last_weights(self, trial) -> bool:
+        """A Hyperband trial keeps its last weights: a promoted trial goes on from there."""
+        return self.continue_promoted and HYPERBAND_EPOCHS in trial.hyperparameters.values
+
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         overrides = self.trial_overrides(trial)
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         if self.executions == 1:
-            runs = [run_trial_config(overrides, trial_dir, self.search_dir, self.continuation(trial))]
+            runs = [run_trial_config(overrides, trial_dir, self.search_dir, self.continuation(trial),
+                                     self.keeps_last_weights(trial))]
         else:
             runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}",
-                                     self.search_dir, self.continuation(trial, f"execution_{i}"))
+                                     self.search_dir, self.continuation(trial, f"execution_{i}"),
+                                     self.keeps_last_weights(trial))
                     for i in range(self.executions)]
         # KerasTuner takes numbers only; metrics.json also says how the trial ran (precision, cache).
         return {k: statistics.mean(r[k] for r in runs) for k in OBJECTIVES}
