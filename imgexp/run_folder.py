@@ -37,6 +37,7 @@ CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras
 BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.weights.h5"
 HEAD_PHASE_WEIGHTS = f"{CHECKPOINTS_DIR}/head_phase.weights.h5"  # two-phase fine-tuning: the head is done
 LAST_WEIGHTS = "last.weights.h5"  # a Hyperband trial's weights at its last epoch: where a promoted trial goes on
+LAST_OPTIMIZER = "last.optimizer.npz"  # ... and its optimizer's state (Adam's moments, the step count)
 BACKUP_DIR = "backup"  # Keras BackupAndRestore, for resuming a killed run
 EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
 EXPORT_DIR = "export"  # python -m imgexp.export

@@ -16,6 +16,7 @@ from imgexp.config import Config
 from imgexp.models.backbones import set_backbone_trainable
 from imgexp.models.head import Head
 from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_WEIGHTS, HISTORY_FILE, TENSORBOARD_DIR
+from imgexp.training.continuation import restore_optimizer
 from imgexp.training.history import MAXIMIZE, best_row, read_history
 from imgexp.training.optimizers import build_optimizer
 from imgexp.training.pruning import pruned_decision
@@ -84,17 +85,20 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
 
 def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
           run_dir: Path, steps: int, class_weight: dict[int, float] | None = None,
-          extra_callbacks: tuple[keras.callbacks.Callback, ...] = (), initial_epoch: int = 0) -> float:
+          extra_callbacks: tuple[keras.callbacks.Callback, ...] = (), initial_epoch: int = 0,
+          optimizer_state: list | None = None) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
     `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
     weighs each class's loss (trainer.class_weight); `extra_callbacks` (the pruner) stop it early;
-    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband).
+    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband), with its `optimizer_state`.
     Returns the seconds spent inside model.fit.
     """
     tr = cfg.trainer
     if tr.fine_tune_epochs == 0:
         compile_model(model, cfg, head, steps, tr.epochs)
+        if optimizer_state is not None:
+            restore_optimizer(model, optimizer_state)
         return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", initial_epoch, tr.epochs, class_weight,
                          list(extra_callbacks))
 

@@ -25,14 +25,14 @@ from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
-                               LABELS_FILE, LAST_WEIGHTS, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
+                               LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
                                write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
-from imgexp.training.continuation import Continuation, start_from_parent
+from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
 from imgexp.training.history import best_row, read_history
@@ -143,16 +143,16 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
                     recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
                 steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
                 weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
-                if continuation is not None:
-                    start_from_parent(model, continuation, run_dir, resumed)
+                parent_optimizer = start_from_parent(model, continuation, run_dir, resumed) if continuation else None
                 pruner = make_pruner(cfg, run_dir, cohort)
                 fit_seconds = 0.0
                 if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
                     fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights,
                                         extra_callbacks=(pruner,) if pruner else (),
-                                        initial_epoch=continuation.initial_epoch if continuation else 0)
+                                        initial_epoch=continuation.initial_epoch if continuation else 0,
+                                        optimizer_state=parent_optimizer)
                 if keep_last_weights:
-                    model.save_weights(run_dir / LAST_WEIGHTS)
+                    save_last_state(model, run_dir)
             metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
                            cache=cache or "none", **outcome(run_dir, continuation))
