@@ -274,26 +274,34 @@ def test_a_sweep_through_the_joblib_launcher_prunes(tmp_path):
     assert "pruned" in (statuses[2], statuses[3]), statuses  # lr 0.9 and 0.95, after the good ones ran
 
 
-def test_a_continued_trial_goes_on_from_its_parents_last_weights_with_its_best_as_best_so_far(tmp_path):
+def test_a_continued_trial_goes_on_from_its_parents_last_state_with_its_best_as_best_so_far(tmp_path):
+    """The parent's last weights and optimizer state (Adam's moments, its step count) carry over; its
+    best weights become the trial's best so far."""
     import keras
     import numpy as np
 
     from imgexp.models import build_model
     from imgexp.models.serving import with_raw_image_input
-    from imgexp.training.continuation import Continuation, start_from_parent
+    from imgexp.training.continuation import Continuation, restore_optimizer, save_last_state, start_from_parent
 
     def tiny():
-        return build_model("cnn", (16, 16), 3, filters=[4], dense_units=8)
+        model = build_model("cnn", (16, 16), 3, filters=[4], dense_units=8)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
 
     parent, child = tmp_path / "trial_0", tmp_path / "trial_1"
     parent.mkdir()
     best, last = tiny(), tiny()  # two different random initialisations
+    last.fit(np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)), np.arange(8) % 3, epochs=2, verbose=0)
     with_raw_image_input(best, (16, 16)).save(parent / "model.keras")
-    last.save_weights(parent / "last.weights.h5")
+    save_last_state(last, parent)
     (parent / "history.csv").write_text("epoch,loss,val_accuracy\n0,1.0,0.5\n1,0.9,0.5\n2,0.8,0.4\n")
     model = tiny()
-    start_from_parent(model, Continuation(parent, "trial_0", initial_epoch=2), child, resumed=False)
+    state = start_from_parent(model, Continuation(parent, "trial_0", initial_epoch=2), child, resumed=False)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), last.get_weights()))
+    restore_optimizer(model, state)
+    assert int(model.optimizer.iterations.numpy()) == 2  # two steps of the parent's Adam
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(model.optimizer.variables, last.optimizer.variables))
     saved_best = tiny()
     saved_best.load_weights(child / "checkpoints" / "best.weights.h5")
     assert all(np.array_equal(a, b) for a, b in zip(saved_best.get_weights(), best.get_weights()))
