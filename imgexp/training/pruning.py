@@ -84,7 +84,7 @@ def median_rule(own: dict[int, float], others: list[dict[int, float]], epoch: in
     median = statistics.median(at_epoch)
     if better(median, best_so_far, maximize):
         return Decision(epoch, f"best so far {best_so_far:.4f} is worse than the median {median:.4f} of "
-                               f"{len(at_epoch)} other trials at epoch {epoch}")
+                               f"{len(at_epoch)} other trial(s) at epoch {epoch}")
     return None
 
 
