@@ -70,6 +70,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, module: s
                           text=True, timeout=timeout)
 
 
+def error_lines(stderr: str) -> list[str]:
+    """imgexp's own one-line errors in `stderr` (not TensorFlow's or Python's chatter)."""
+    return [line for line in stderr.splitlines() if line.startswith("imgexp: error:")]
+
+
 @dataclass
 class Outcome:
     """How `python -m imgexp ...` ended, named as subprocess.CompletedProcess names it."""

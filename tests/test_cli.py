@@ -7,12 +7,8 @@ import sys
 
 import pytest
 
-from conftest import TINY, cli_command, cli_env, run_cli
+from conftest import TINY, cli_command, cli_env, error_lines, run_cli
 
-
-def error_lines(result) -> list[str]:
-    """stderr lines that are not TensorFlow's or Python's own chatter."""
-    return [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]])
@@ -63,7 +59,7 @@ def test_config_errors_are_one_clear_line(override, names, tmp_path):
         return
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = error_lines(result)
+    lines = error_lines(result.stderr)
     assert len(lines) == 1 and names in lines[0], result.stderr
     assert not (tmp_path / "run" / "model.keras").exists()
 
@@ -103,7 +99,7 @@ def test_tf_cpp_min_log_level_0_shows_tensorflows_own_lines_again():
 def test_malformed_command_lines_are_one_clear_line(args, names):
     result = run_cli(*args, timeout=60)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    lines = error_lines(result)
+    lines = error_lines(result.stderr)
     assert len(lines) == 1 and names in lines[0], result.stderr
 
 

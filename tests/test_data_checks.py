@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import TINY, run_cli, run_in_process, write_class_folders
+from conftest import TINY, error_lines, run_cli, run_in_process, write_class_folders
 from imgexp.tracking.plots import read_confusion_counts
 
 
@@ -46,7 +46,7 @@ def test_on_duplicate_error_stops_before_training_in_one_line(leaky_folder, tmp_
     result = run_cli(*TINY, "dataset=folder", f"dataset.path={leaky_folder}", "dataset.on_duplicate=error",
                      f"hydra.run.dir={tmp_path / 'run'}", timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and "dataset.on_duplicate=drop_from_eval" in errors[0], result.stderr
     assert "copy-of-train-003.jpg" in errors[0]
     assert not (tmp_path / "run/model.keras").exists() and not (tmp_path / "run/history.csv").exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import cli_command, cli_env, run_cli, search_args, trial_dirs
+from conftest import cli_command, cli_env, error_lines, run_cli, search_args, trial_dirs
 from tbread import hparams_session
 
 SPACE = {"optimizer.lr": {"min": 1e-3, "max": 1e-2, "sampling": "log"}, "model.dropout": [0.1, 0.3]}
@@ -166,7 +166,7 @@ def test_failing_trials_stop_a_distributed_search_in_one_line(tmp_path):
                        "tuner.max_consecutive_failed_trials=2", "search.distributed.local_workers=2", tuner="random")
     result = run_cli(*args, cwd=tmp_path, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and "stopped after 2 failed trials in a row" in errors[0]
     assert "must be in [0, 1)" in result.stdout + result.stderr  # each failure's reason, as the chief reports it
     assert len(trial_dirs(tmp_path / "search" / "random-test")) < 6
@@ -196,7 +196,7 @@ def test_a_worker_whose_chief_dies_stops_in_one_line(tmp_path):
             if p.poll() is None:
                 p.kill()
     assert worker.returncode == 2 and "Traceback" not in err, err[-3000:]
-    errors = [l for l in err.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(err)
     assert len(errors) == 1 and f"the chief at {address} stopped answering" in errors[0]
 
 
@@ -205,7 +205,7 @@ def test_a_worker_without_a_chief_says_so_in_one_line(tmp_path):
                      f"search.distributed.address=127.0.0.1:{free_port()}", "search.distributed.connect_timeout=2",
                      cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and "search.distributed.address=127.0.0.1:" in errors[0] and "no chief" in errors[0]
 
 
@@ -220,7 +220,7 @@ def test_a_worker_without_a_chief_says_so_in_one_line(tmp_path):
 def test_distributed_settings_that_do_not_fit_fail_in_one_line(tmp_path, overrides, expected):
     result = run_cli(*overrides, f"search.dir={tmp_path}", cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    errors = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, cli_command, cli_env, run_cli
+from conftest import TINY, cli_command, cli_env, error_lines, run_cli
 
 TWO_JOBS = ("optimizer.lr=1e-3,1e-2", *TINY, "trainer.epochs=1")
 
@@ -91,7 +91,7 @@ def test_submitit_keeps_the_other_jobs_and_the_same_command_finishes_the_sweep(t
     args, code, err = start_and_kill_one_job(tmp_path, sweep, ["hydra/launcher=submitit_local"],
                                              f"submitit.core._submit {sweep}")
     assert code == 2 and "Traceback" not in err
-    errors = [l for l in err.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(err)
     assert len(errors) == 1 and "a submitit job ended without finishing" in errors[0] and "hydra.sweep.dir" in errors[0]
     finished = {d.name: (d / "model.keras").stat().st_mtime_ns for d in job_dirs(sweep) if (d / "model.keras").exists()}
     assert len(finished) == 1, "the job that was not killed finished"
@@ -109,7 +109,7 @@ def test_joblib_loses_the_sweep_when_one_job_is_killed(tmp_path):
     _, code, err = start_and_kill_one_job(tmp_path, sweep, ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                                           "--process-name LokyProcess")
     assert code == 2 and "Traceback" not in err
-    errors = [l for l in err.splitlines() if l.startswith("imgexp: error:")]
+    errors = error_lines(err)
     assert len(errors) == 1 and "a joblib worker process died" in errors[0]
     assert not any((d / "model.keras").exists() for d in job_dirs(sweep)), "the other job was stopped too"
 

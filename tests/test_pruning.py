@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import TINY, cli_command, cli_env, run_cli, run_in_process, search_args, trial_dirs
+from conftest import TINY, cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, trial_dirs
 from imgexp.config import PrunerConfig, PrunerName
 from imgexp.training.pruning import asha_rule, median_rule, values_by_epoch
 from tbread import accumulator, hparams_session, scalars
@@ -150,7 +150,7 @@ def test_a_search_prunes_and_keras_tuner_gets_the_best_value_so_far(tmp_path):
 def test_pruning_with_hyperband_is_refused_in_one_line(tmp_path):
     args = search_args(tmp_path, {"optimizer.lr": [0.003, 0.001]}, "pruner=median", tuner="hyperband")
     result = run_in_process(*args, cwd=tmp_path)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
+    lines = error_lines(result.stderr)
     assert result.returncode == 2 and len(lines) == 1 and "Hyperband already stops" in lines[0], result.stderr
     assert not (tmp_path / "search").exists()
 

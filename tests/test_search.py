@@ -9,7 +9,7 @@ import pytest
 import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import cli_command, cli_env, run_cli, run_in_process, search_args, trial_dirs
+from conftest import cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, trial_dirs
 from tbread import SESSION_GROUPS, TensorBoardServer, accumulator, hparams_session
 
 
@@ -87,7 +87,7 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
 def test_invalid_space_fails_before_the_first_trial(tmp_path):
     result = run_in_process(*search_args(tmp_path, {"model.dropuot": [0.1, 0.2]}), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("imgexp: error:")]
+    lines = error_lines(result.stderr)
     assert len(lines) == 1 and "model.dropuot is not a config key" in lines[0]
     assert not list((tmp_path / "search").glob("*/trial_*"))
 

@@ -5,17 +5,14 @@ import json
 
 import pytest
 
-from conftest import run_in_process, search_args, trial_dirs
+from conftest import error_lines, run_in_process, search_args, trial_dirs
 
 SPACE = {"optimizer.lr": {"min": 1e-3, "max": 1e-2, "sampling": "log"}}
 
 
-def error_lines(result) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("imgexp: error:")]
-
 
 def refused(result, *names: str) -> None:
-    lines = error_lines(result)
+    lines = error_lines(result.stderr)
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     for name in names:
@@ -53,7 +50,7 @@ def test_another_search_in_the_same_folder_is_refused_naming_the_difference(two_
                        *change.get("extra", []), tuner=change.get("tuner", "random"))
     result = run_in_process(*args, cwd=tmp_path)
     refused(result, *names)
-    assert "search.overwrite=true" in error_lines(result)[0]
+    assert "search.overwrite=true" in error_lines(result.stderr)[0]
     assert json.loads((search_dir / "search.json").read_text()) == before  # nothing of the search was touched
 
 
