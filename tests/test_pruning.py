@@ -296,6 +296,8 @@ def test_a_continued_trial_goes_on_from_its_parents_last_state_with_its_best_as_
     with_raw_image_input(best, (16, 16)).save(parent / "model.keras")
     save_last_state(last, parent)
     (parent / "history.csv").write_text("epoch,loss,val_accuracy\n0,1.0,0.5\n1,0.9,0.5\n2,0.8,0.4\n")
+    (parent / "labels.json").write_text('["a", "b", "c"]')  # a finished parent trial's other files
+    (parent / "metrics.json").write_text('{"val_accuracy": 0.5}')
     model = tiny()
     state = start_from_parent(model, Continuation(parent, "trial_0", initial_epoch=2), child, resumed=False)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), last.get_weights()))
@@ -307,3 +309,10 @@ def test_a_continued_trial_goes_on_from_its_parents_last_state_with_its_best_as_
     assert all(np.array_equal(a, b) for a, b in zip(saved_best.get_weights(), best.get_weights()))
     assert [r["epoch"] for r in epoch_rows(child)] == ["0", "1"]  # the parent's epochs below initial_epoch
     keras.backend.clear_session()
+
+
+def test_another_trials_history_is_read_while_it_is_being_written(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,val_accuracy\n0,1.0,0.5\n1,0.9,nan\n2,0.8")  # the last row cut short
+    assert values_by_epoch(history, "val_accuracy") == {1: 0.5}
+    assert values_by_epoch(tmp_path / "missing.csv", "val_accuracy") == {}

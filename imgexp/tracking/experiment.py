@@ -41,7 +41,6 @@ class Searched:
     values: tuple = ()
     low: float | None = None
     high: float | None = None
-    integer: bool = False
 
 
 def as_value(value: HParamValue) -> struct_pb2.Value:

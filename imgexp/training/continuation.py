@@ -1,4 +1,4 @@
-"""Hyperband's promoted trials: start from the parent trial's best weights, go on with its epochs.
+"""Hyperband's promoted trials: go on from where the parent trial's training stopped, with its epochs.
 
 KerasTuner gives a promoted trial `tuner/trial_id` (its parent in the previous
 round) and `tuner/initial_epoch`; its own tuners load the parent's best checkpoint
@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, LAST_OPTIMIZER, LAST_WEIGHTS, MODEL_FILE,
-                               check_complete)
+                               open_run)
 from imgexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ def parent_best_weights(model: keras.Model, parent_dir: Path) -> None:
     if not path.is_file():
         raise UserError(f"{parent_dir}: the trial this one continues has no {MODEL_FILE}; the search folder must "
                         "hold every trial (a shared filesystem for workers on other machines)")
-    check_complete(path)
-    saved = keras.models.load_model(path)
+    saved = open_run(parent_dir).load_model()  # a damaged file is one line, as for the tools
     model.set_weights(saved.layers[-1].get_weights())
 
 

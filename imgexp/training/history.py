@@ -8,11 +8,17 @@ MAXIMIZE = {"val_accuracy": True, "val_loss": False}
 
 
 def read_history(path: Path) -> list[dict[str, float]]:
-    """Rows by epoch (0-based, as Keras logs them); a re-run epoch keeps its last row."""
+    """Rows by epoch (0-based, as Keras logs them); a re-run epoch keeps its last row. A row cut short
+    (a process killed mid-write, or another trial's file read while it is written) is skipped."""
     if not path.exists():
         return []
+    rows = {}
     with path.open(newline="") as f:
-        rows = {int(r["epoch"]): {k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)}
+        for r in csv.DictReader(f):
+            try:
+                rows[int(r["epoch"])] = {k: float(v) for k, v in r.items() if v != ""}
+            except (TypeError, ValueError):  # a missing field reads as None
+                continue
     return [rows[e] for e in sorted(rows)]
 
 

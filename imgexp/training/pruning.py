@@ -18,7 +18,6 @@ says `"status": "pruned"` in metrics.json. The decision is written to
 pruned.json the moment it is taken, so a killed and resumed run keeps it.
 """
 
-import csv
 import json
 import logging
 import math
@@ -30,28 +29,15 @@ import keras
 
 from imgexp.config import Config, PrunerConfig
 from imgexp.run_folder import HISTORY_FILE, PRUNED_FILE, write_json
-from imgexp.training.history import MAXIMIZE
+from imgexp.training.history import MAXIMIZE, read_history
 
 log = logging.getLogger(__name__)
 
 
 def values_by_epoch(history: Path, monitor: str) -> dict[int, float]:
-    """{epoch (1-based): value} from a history.csv another process may be writing right now
-    (a half-written last line is skipped)."""
-    values: dict[int, float] = {}
-    try:
-        with history.open(newline="") as f:
-            for row in csv.DictReader(f):
-                try:
-                    value = float(row[monitor])
-                    epoch = int(row["epoch"]) + 1
-                except (KeyError, TypeError, ValueError):
-                    continue
-                if not math.isnan(value):
-                    values[epoch] = value
-    except OSError:
-        pass
-    return values
+    """{epoch (1-based): value} from a history.csv another process may be writing right now."""
+    return {int(row["epoch"]) + 1: row[monitor] for row in read_history(history)
+            if monitor in row and not math.isnan(row[monitor])}
 
 
 def other_trials(cohort: Path, run_dir: Path, monitor: str) -> list[dict[int, float]]:

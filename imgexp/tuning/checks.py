@@ -6,7 +6,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from imgexp.compose import compose_config
 from imgexp.config import TunerConfig
 from imgexp.errors import UserError
 
@@ -55,13 +54,13 @@ def check_same_search(search_dir: Path, identity: dict) -> None:
                         "continue it, or give search.name=NEW for a new search, or search.overwrite=true to start over")
 
 
-def check_base_config(base: list[str]) -> None:
+def check_base_config(base_cfg: DictConfig) -> None:
     """The config every trial shares, checked once before trial 1 (keys, ranges, dataset.path and its
     layout, duplicates across splits): a mistake there is one line, not one failed trial after another."""
     from imgexp.job import to_config
     from imgexp.training.inputs import checked_listing
 
     try:
-        checked_listing(to_config(compose_config(base)[0]))  # the listing is kept for this process's trials
+        checked_listing(to_config(base_cfg))  # the listing is kept for this process's trials
     except UserError as err:
         raise UserError(f"the search's base config: {err}") from None

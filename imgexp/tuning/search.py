@@ -116,10 +116,9 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     return out
 
 
-def write_search_experiment(search_dir: Path, space: SearchSpace, base: list[str]) -> None:
+def write_search_experiment(search_dir: Path, space: SearchSpace, base_cfg: DictConfig, choices: dict[str, Any]) -> None:
     """The HParams experiment for this search's sessions: its searched keys first (imgexp.tracking.experiment)."""
-    cfg, choices = compose_config(base)
-    hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
+    hparams = hparams_from_config(OmegaConf.to_container(base_cfg, resolve=True), choices)
     write_experiment(search_dir, [searched(p) for p in space.params], hparams)
 
 
@@ -128,7 +127,7 @@ def searched(param) -> Searched:
         return Searched(param.key, values=param.values)
     if param.kind == "bool":
         return Searched(param.key, values=(False, True))
-    return Searched(param.key, low=float(param.low), high=float(param.high), integer=param.kind == "int")
+    return Searched(param.key, low=float(param.low), high=float(param.high))
 
 
 def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any],
@@ -159,15 +158,16 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     log.info("search in %s over %s", search_dir, ", ".join(space.keys))
     overwrite = bool(cfg.search.overwrite) and role is not Role.worker  # only the chief may start over
     identity = search_identity(tuner_cfg, cfg.search_space, base)
+    base_cfg, base_choices = compose_config(base)  # the config every trial shares
     if role is not Role.worker:
         if not overwrite:
             check_same_search(search_dir, identity)
-        check_base_config(base)
+        check_base_config(base_cfg)
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
                           tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite)
     if role is not Role.worker:  # after KerasTuner's overwrite cleared the folder
         write_json(search_dir / IDENTITY_FILE, identity)
-        write_search_experiment(search_dir, space, base)
+        write_search_experiment(search_dir, space, base_cfg, base_choices)
     budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
     tuner.continue_promoted = tuner_cfg.continue_promoted
     if cfg.search.worker and cfg.search.recycle_every > 0:

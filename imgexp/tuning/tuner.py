@@ -85,7 +85,7 @@ class RunTuner(BaseTuner):
         return self.overrides_by_trial[trial.trial_id]
 
     def continuation(self, trial, execution: str = "") -> Continuation | None:
-        """A promoted Hyperband trial goes on from its parent's best weights (tuner.continue_promoted)."""
+        """A promoted Hyperband trial goes on from where its parent stopped (tuner.continue_promoted)."""
         values = trial.hyperparameters.values
         parent = values.get(HYPERBAND_PARENT)
         if not self.continue_promoted or parent is None:
