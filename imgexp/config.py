@@ -162,12 +162,15 @@ class PrunerName(str, Enum):
 
 @dataclass
 class PrunerConfig:
-    """Stop losing trials of a search or multirun sweep early (imgexp.training.pruning), by trainer.monitor."""
+    """Stop losing trials of a search or multirun sweep early (imgexp.training.pruning)."""
 
     name: PrunerName = PrunerName.none
+    # What the rule compares. val_loss, not the objective: near chance level val_accuracy ties and jumps,
+    # while val_loss already shows which trials learn (experiments/search_efficiency/RESULTS.md).
+    monitor: Monitor = Monitor.val_loss
     warmup_epochs: int = 2  # median: no decision before this epoch
     min_trials: int = 3  # other trials that must have reached the epoch (median) or rung (asha) first
-    min_epochs: int = 1  # asha: the first rung
+    min_epochs: int = 2  # asha: the first rung (at epoch 1 most trials still sit at chance level)
     factor: int = 3  # asha: rungs at min_epochs * factor^k; the top 1/factor go on
 
 

@@ -11,8 +11,9 @@ import time
 import pytest
 
 from conftest import TINY, cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, trial_dirs
+from imgexp.compose import compose_config
 from imgexp.config import PrunerConfig, PrunerName
-from imgexp.training.pruning import asha_rule, median_rule, values_by_epoch
+from imgexp.training.pruning import asha_rule, make_pruner, median_rule, values_by_epoch
 from tbread import accumulator, hparams_session, scalars
 
 # Hopeless learning rates (0.5, 0.9) between good ones: pruning has something to find.
@@ -46,12 +47,21 @@ def test_asha_decides_at_rungs_only_and_keeps_the_top_third():
     assert asha_rule({3: 0.5}, others[:1], 3, cfg, True) is None  # one other reached it: min_trials=2
 
 
+def test_the_pruner_reads_pruner_monitor_which_defaults_to_val_loss(tmp_path):
+    for overrides, monitor, maximize in (([], "val_loss", False), (["pruner.monitor=val_accuracy"], "val_accuracy", True)):
+        cfg, _ = compose_config(["pruner=asha", *overrides])
+        assert cfg.pruner.min_epochs == 2  # no rung at epoch 1, where most trials sit at chance level
+        pruner = make_pruner(cfg, tmp_path / "run", cohort=tmp_path)
+        assert (pruner.monitor, pruner.maximize) == (monitor, maximize)
+
+
 def first_pruning_epoch(run_dir, others, cfg) -> int | None:
-    """Replay the median rule over this run's history against the other jobs' full histories."""
-    own = values_by_epoch(run_dir / "history.csv", "val_accuracy")
+    """Replay the median rule over this run's val_loss (pruner.monitor's default) against the other jobs'
+    full histories."""
+    own = values_by_epoch(run_dir / "history.csv", "val_loss")
     for epoch in sorted(own):
         so_far = {e: v for e, v in own.items() if e <= epoch}
-        if median_rule(so_far, others, epoch, cfg, True):
+        if median_rule(so_far, others, epoch, cfg, maximize=False):
             return epoch
     return None
 
@@ -75,8 +85,9 @@ def test_a_sweep_prunes_hopeless_jobs_at_the_epoch_the_rule_says(pruned_sweep):
         if metrics["status"] != "pruned":
             continue
         # Sequential jobs: job k saw jobs 0..k-1 in full.
-        others = [values_by_epoch(sweep / str(j) / "history.csv", "val_accuracy") for j in range(job)]
+        others = [values_by_epoch(sweep / str(j) / "history.csv", "val_loss") for j in range(job)]
         assert metrics["pruned_at_epoch"] == first_pruning_epoch(sweep / str(job), others, median())
+        assert json.loads((sweep / str(job) / "pruned.json").read_text())["reason"].startswith("val_loss: ")
         assert metrics["epochs_run"] == metrics["pruned_at_epoch"]
         assert (sweep / str(job) / "model.keras").is_file()  # a pruned run keeps its best model
         assert scalars(sweep / str(job) / "tb", "pruned") == [1.0]

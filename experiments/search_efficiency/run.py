@@ -36,6 +36,7 @@ SPACE = {"optimizer.lr": {"min": 1e-4, "max": 1.0, "sampling": "log"},
 TINY = ["dataset.image_size=[16,16]", "model.filters=[8,16]", "trainer.verbose=0",
         "tuner.max_consecutive_failed_trials=100"]  # a diverged trial (lr near 1) must not end the search
 RANDOM = ["tuner=random", "tuner.max_trials=12", "trainer.epochs=9"]
+RANDOM_18 = ["tuner=random", "tuner.max_trials=12", "trainer.epochs=18"]
 HYPERBAND = ["tuner=hyperband", "tuner.max_epochs=9", "tuner.factor=3"]
 HYPERBAND_2 = ["tuner=hyperband", "tuner.max_epochs=8", "tuner.factor=2"]
 VARIANTS = {
@@ -48,6 +49,10 @@ VARIANTS = {
     "d2 hyperband factor 2 from scratch": [*HYPERBAND_2, "tuner.continue_promoted=false"],
     "e2 hyperband factor 2 continuing": HYPERBAND_2,
     "b4 random + median, warmup 4": [*RANDOM, "pruner=median", "pruner.warmup_epochs=4"],
+    # Session 5: the same with 18 epochs per trial, where a stopped trial leaves more unspent.
+    "a18 random, 18 epochs": RANDOM_18,
+    "b18 random + median, 18 epochs": [*RANDOM_18, "pruner=median"],
+    "c18 random + asha, 18 epochs": [*RANDOM_18, "pruner=asha"],
 }
 DEFAULT_VARIANTS = ["a", "b", "c", "d", "e"]
 
@@ -107,6 +112,7 @@ def run_search(workdir: Path, dataset: list[str], variant: list[str], seed: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=1, help="tuner seeds first-seed .. first-seed+seeds-1")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results.json")
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help="letters of the variants to run")
     args = parser.parse_args()
@@ -117,7 +123,7 @@ def main() -> None:
     folder = make_folder(workdir / "stripes", per_class=120)
     datasets = {"digits": ["dataset=digits"], "stripes": ["dataset=folder", f"dataset.path={folder}"]}
     results: list[dict] = []
-    for seed in range(1, args.seeds + 1):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for data_name, dataset in datasets.items():
             for variant_name, variant in variants.items():
                 name = f"{data_name}-{variant_name.split()[0]}-{seed}"

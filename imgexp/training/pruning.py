@@ -4,7 +4,8 @@ Every trial is a run that appends its epochs to history.csv inside a shared
 folder (the search folder, the sweep folder), so a trial reads the others'
 per-epoch values from there: no server, and it works the same for trials in
 one process, in local workers, through Hydra's launchers or on machines that
-share the folder. Two rules (`pruner=median`, `pruner=asha`):
+share the folder. Two rules (`pruner=median`, `pruner=asha`), over `pruner.monitor`
+(val_loss by default; the search's objective stays trainer.monitor):
 
 - median (Optuna's MedianPruner): at epoch e >= warmup_epochs, stop when the
   trial's best value so far is worse than the median of the other trials'
@@ -119,9 +120,10 @@ class Pruner(keras.callbacks.Callback):
         decision = self.rule(own, other_trials(self.cohort, self.run_dir, self.monitor), epoch + 1, self.cfg,
                              self.maximize)
         if decision is not None:
-            write_json(self.run_dir / PRUNED_FILE, {"epoch": decision.epoch, "reason": decision.reason,
+            reason = f"{self.monitor}: {decision.reason}"
+            write_json(self.run_dir / PRUNED_FILE, {"epoch": decision.epoch, "reason": reason,
                                                     "pruner": self.cfg.name.value})
-            log.info("pruned at epoch %d (pruner=%s): %s", decision.epoch, self.cfg.name.value, decision.reason)
+            log.info("pruned at epoch %d (pruner=%s): %s", decision.epoch, self.cfg.name.value, reason)
             self.model.stop_training = True
 
 
@@ -139,4 +141,4 @@ def make_pruner(cfg: Config, run_dir: Path, cohort: Path | None) -> Pruner | Non
         log.info("pruner=%s compares the trials of a search or multirun sweep; this single run trains to its end",
                  cfg.pruner.name.value)
         return None
-    return Pruner(cfg.pruner, cfg.trainer.monitor.value, run_dir, cohort)
+    return Pruner(cfg.pruner, cfg.pruner.monitor.value, run_dir, cohort)
