@@ -49,6 +49,16 @@ def thread_cpu() -> dict[str, float]:
     return out
 
 
+def pin_busiest_threads(before: dict[str, float]) -> None:
+    """Pin the threads that used the most CPU since `before` to one core each (os.sched_setaffinity)."""
+    cores = sorted(os.sched_getaffinity(0))
+    used = {k: v - before.get(k, 0.0) for k, v in thread_cpu().items()}
+    busiest = sorted(used, key=used.get, reverse=True)[:len(cores)]
+    for core, thread in zip(cores, busiest):
+        os.sched_setaffinity(int(thread.split("/")[1]), {core})
+    print("pinned", dict(zip(busiest, cores)))
+
+
 def process_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -60,6 +70,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--canary", action="store_true")
     parser.add_argument("--threads", action="store_true", help="per-thread CPU use per epoch")
+    parser.add_argument("--pin", action="store_true",
+                        help="after epoch 1, pin the busiest threads one to a core (the rest may run anywhere)")
     args = parser.parse_args()
 
     counter = multiprocessing.Value("q", 0, lock=False)
@@ -82,6 +94,8 @@ def main() -> None:
 
         def on_epoch_end(self, epoch, logs=None):
             wall0, cpu0, stat0, loops0, threads0 = self.start
+            if args.pin and epoch == 0:
+                pin_busiest_threads(threads0)
             wall = time.perf_counter() - wall0
             delta = [b - a for a, b in zip(stat0, cpu_times())]
             rows.append({
