@@ -195,7 +195,7 @@ class TunerConfig:
     budget_minutes: Optional[float] = None  # no new trial starts once this much time is spent
     max_epochs: int = 10  # hyperband: most epochs a trial trains (tuner/epochs -> trainer.epochs)
     factor: int = 3  # hyperband
-    continue_promoted: bool = True  # hyperband: a promoted trial starts from its parent's best weights
+    continue_promoted: bool = True  # hyperband: a promoted trial goes on from its parent's last state
     num_initial_points: Optional[int] = None  # bayesian
 
 
