@@ -76,6 +76,10 @@ class DatasetConfig:
     on_bad_image: OnBadImage = OnBadImage.skip
     on_duplicate: OnDuplicate = OnDuplicate.warn  # the same image (content) in train and validation/test
     small_class_share: float = 0.1  # warn about a training class smaller than this share of the largest
+    # tf.data's autotuning of map parallelism and prefetch. Off (default): one map call per core, 2 batches
+    # prefetched. On, the tuning started anew with each epoch's iterator stalled the start of some epochs
+    # by ~0.5 s (float32 epochs 7.5-10.1 s instead of 7.8-8.1 s; experiments/pipeline/RESULTS.md).
+    autotune: bool = False
 
 
 @dataclass

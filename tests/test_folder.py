@@ -111,3 +111,14 @@ def test_pipeline_streams_batches_and_caches_to_a_file(image_folder, tmp_path):
     assert first != second, "training batches are reshuffled every epoch"
     assert list(tmp_path.glob("cache.train*")), "decoded images were cached to the file"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_autotune_off_gives_the_same_batches_without_tf_data_tuning(image_folder):
+    source = load(image_folder)
+    tuned = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1)
+    fixed = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1, autotune=False)
+    assert tuned.options().autotune.enabled is not False
+    assert fixed.options().autotune.enabled is False
+    for (x1, y1), (x2, y2) in zip(tuned, fixed, strict=True):  # scheduling changes, content does not
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+        np.testing.assert_allclose(x1.numpy(), x2.numpy())

@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--canary", action="store_true")
     parser.add_argument("--threads", action="store_true", help="per-thread CPU use per epoch")
+    parser.add_argument("--input", default="arrays", choices=["arrays", "dataset", "dataset-no-autotune"],
+                        help="numpy arrays to model.fit, or a tf.data pipeline with or without tf.data's autotuning")
     parser.add_argument("--pin", action="store_true",
                         help="after epoch 1, pin the busiest threads one to a core (the rest may run anywhere)")
     args = parser.parse_args()
@@ -99,6 +101,7 @@ def main() -> None:
             wall = time.perf_counter() - wall0
             delta = [b - a for a, b in zip(stat0, cpu_times())]
             rows.append({
+                "ended": time.time(),
                 "img_s": 320 / wall,
                 "cpu_per_s": (process_cpu() - cpu0) / wall,
                 "idle": (delta[3] + delta[4]) / max(sum(delta), 1),
@@ -113,12 +116,24 @@ def main() -> None:
     model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=False)
     x = np.random.default_rng(0).integers(0, 256, (320, 150, 150, 3)).astype("float32")
     y = np.zeros(320, "int32")
-    model.fit(x, y, batch_size=32, epochs=args.epochs, verbose=0, callbacks=[EpochWatch()])
+    if args.input == "arrays":  # Keras builds its own tf.data pipeline over the arrays (with AUTOTUNE prefetch)
+        model.fit(x, y, batch_size=32, epochs=args.epochs, verbose=0, callbacks=[EpochWatch()])
+    else:
+        import tensorflow as tf
 
-    print(f"{'epoch':>5} {'img/s':>6} {'cpu/s':>6} {'idle':>5} {'steal':>5} {'canary/s':>10}")
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(320, seed=0).batch(32)
+        options = tf.data.Options()
+        if args.input == "dataset-no-autotune":
+            options.autotune.enabled = False  # no tf.data model thread, fixed prefetch buffer
+            data = data.prefetch(2)
+        else:
+            data = data.prefetch(tf.data.AUTOTUNE)
+        model.fit(data.with_options(options), epochs=args.epochs, verbose=0, callbacks=[EpochWatch()])
+
+    print(f"{'epoch':>5} {'img/s':>6} {'cpu/s':>6} {'idle':>5} {'steal':>5} {'canary/s':>10} {'ended (unix time)':>18}")
     for i, r in enumerate(rows[1:], start=2):
         print(f"{i:>5} {r['img_s']:>6.0f} {r['cpu_per_s']:>6.2f} {r['idle']:>5.2f} {r['steal']:>5.2f} "
-              f"{r['canary_loops_per_s']:>10.0f}")
+              f"{r['canary_loops_per_s']:>10.0f} {r['ended']:>18.1f}")
     speeds = [r["img_s"] for r in rows[1:]]
     if args.threads:
         busy = sorted({k for r in rows[1:] for k, v in r["threads"].items() if v > 0.05})

@@ -6,6 +6,8 @@ Images leave the pipeline as float32 in [0, 255]: scaling and each backbone's
 own preprocessing live inside the model, so a saved model takes raw pixels.
 """
 
+import os
+
 import tensorflow as tf
 
 from imgexp.data.augment import RandomAffine
@@ -13,6 +15,12 @@ from imgexp.data.source import Split
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 10_000  # decoded images held for shuffling after a cache
+PREFETCH_BATCHES = 2  # without autotuning: one batch being trained on, one ready
+
+
+def parallel_calls(autotune: bool) -> int:
+    """tf.data's tuned parallelism, or one call per core this process may run on."""
+    return AUTOTUNE if autotune else len(os.sched_getaffinity(0))
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
@@ -36,15 +44,16 @@ def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.cond(already, lambda: tf.identity(image), resized)
 
 
-def decoded_images(split: Split, size: tuple[int, int], shuffle_seed: int | None, skip_bad: bool) -> tf.data.Dataset:
+def decoded_images(split: Split, size: tuple[int, int], shuffle_seed: int | None, skip_bad: bool,
+                   calls: int = AUTOTUNE) -> tf.data.Dataset:
     """(uint8 image, label) pairs at `size`, from memory or decoded from files."""
     if split.images is not None:
         ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
-        return ds.map(lambda x, y: (resize(x, size), y), num_parallel_calls=AUTOTUNE)
+        return ds.map(lambda x, y: (resize(x, size), y), num_parallel_calls=calls)
     ds = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
     if shuffle_seed is not None:  # shuffle cheap file names, before decoding
         ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (resize(decode_image(p), size), y), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda p, y: (resize(decode_image(p), size), y), num_parallel_calls=calls)
     if skip_bad:
         # Headers were checked up front; this catches files corrupt past their header.
         ds = ds.ignore_errors(log_warning=True)
@@ -62,15 +71,19 @@ def make_dataset(
     cache_name: str = "train",
     seed: int = 0,
     skip_bad: bool = True,
+    autotune: bool = True,
 ) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255], int32 labels).
 
     Training batches are shuffled (seeded, new order each epoch) and augmented.
     `cache` is "memory", a file prefix, or None to decode every epoch.
+    `autotune=False` turns tf.data's autotuning off: one map call per core and
+    PREFETCH_BATCHES prefetched, with no tuning thread started at each epoch.
     """
     size = (int(image_size[0]), int(image_size[1]))
+    calls = parallel_calls(autotune)
     shuffle_files_first = training and cache is None and split.paths is not None
-    ds = decoded_images(split, size, seed if shuffle_files_first else None, skip_bad)
+    ds = decoded_images(split, size, seed if shuffle_files_first else None, skip_bad, calls)
     if cache is not None:
         ds = ds.cache("" if cache == "memory" else f"{cache}.{cache_name}")
     if training and not shuffle_files_first:
@@ -80,8 +93,12 @@ def make_dataset(
     if training and augmenter is not None and not augmenter.is_identity:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, s: (augmenter(to_float(batch[0]), seed=s), batch[1]), num_parallel_calls=AUTOTUNE
+            lambda batch, s: (augmenter(to_float(batch[0]), seed=s), batch[1]), num_parallel_calls=calls
         )
     else:
-        ds = ds.map(lambda x, y: (to_float(x), y), num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+        ds = ds.map(lambda x, y: (to_float(x), y), num_parallel_calls=calls)
+    if autotune:
+        return ds.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(PREFETCH_BATCHES).with_options(options)

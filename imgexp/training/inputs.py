@@ -78,7 +78,7 @@ def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[
     augmenter = RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
     common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size,
                   cache=None if cache == MEMORY else cache, seed=cfg.trainer.seed,
-                  skip_bad=ds.on_bad_image.value == "skip")
+                  skip_bad=ds.on_bad_image.value == "skip", autotune=ds.autotune)
     train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", **common)
     val_ds = make_dataset(source.validation, training=False, cache_name="validation", **common)
     return train_ds, val_ds
