@@ -115,8 +115,8 @@ def test_pipeline_streams_batches_and_caches_to_a_file(image_folder, tmp_path):
 
 def test_autotune_off_gives_the_same_batches_without_tf_data_tuning(image_folder):
     source = load(image_folder)
-    tuned = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1)
-    fixed = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1, autotune=False)
+    tuned = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1, autotune=True)
+    fixed = make_dataset(source.train, (16, 16), batch_size=10, training=True, seed=1)  # the default
     assert tuned.options().autotune.enabled is not False
     assert fixed.options().autotune.enabled is False
     for (x1, y1), (x2, y2) in zip(tuned, fixed, strict=True):  # scheduling changes, content does not

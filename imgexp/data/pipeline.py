@@ -71,14 +71,14 @@ def make_dataset(
     cache_name: str = "train",
     seed: int = 0,
     skip_bad: bool = True,
-    autotune: bool = True,
+    autotune: bool = False,
 ) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255], int32 labels).
 
     Training batches are shuffled (seeded, new order each epoch) and augmented.
     `cache` is "memory", a file prefix, or None to decode every epoch.
-    `autotune=False` turns tf.data's autotuning off: one map call per core and
-    PREFETCH_BATCHES prefetched, with no tuning thread started at each epoch.
+    `autotune=False` (as `dataset.autotune`) keeps tf.data's autotuning off: one
+    map call per core and PREFETCH_BATCHES prefetched, no tuning started at each epoch.
     """
     size = (int(image_size[0]), int(image_size[1]))
     calls = parallel_calls(autotune)
