@@ -101,6 +101,8 @@ def bench_throughput(root: Path, images: int, rounds: int) -> dict[str, list[flo
         "tutorial ImageDataGenerator": lambda: tutorial_flow(root / "train"),
         "imgexp tf.data + one affine transform": lambda: make_dataset(
             source.train, SIZE, BATCH, training=True, augmenter=augmenter, seed=0),
+        "the same with tf.data autotuning (dataset.autotune=true)": lambda: make_dataset(
+            source.train, SIZE, BATCH, training=True, augmenter=augmenter, seed=0, autotune=True),
         "tf.data + chained Keras Random* layers": lambda: make_dataset(
             source.train, SIZE, BATCH, training=True, augmenter=None, seed=0).map(
             lambda x, y: (chained(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE),
