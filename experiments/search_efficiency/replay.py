@@ -11,7 +11,6 @@ It reproduces the sequential search only: local workers see fewer finished trial
 """
 
 import argparse
-import csv
 import statistics
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from imgexp.tensorflow_runtime import import_tensorflow
 import_tensorflow()  # quietly: the rules' module imports keras
 
 from imgexp.config import PrunerConfig  # noqa: E402
+from imgexp.training.history import read_history  # noqa: E402
 from imgexp.training.pruning import RULES  # noqa: E402
 
 RULE_SETTINGS = {  # every key spelt out, so the rows do not change when a default does
@@ -65,8 +65,7 @@ RULES = {**RULES, "median_best": median_of_best, "asha_best": asha_of_best}
 
 def read(history: Path) -> dict[int, dict[str, float]]:
     """{epoch (1-based): row} of a finished trial."""
-    with open(history) as f:
-        return {int(row["epoch"]) + 1: {k: float(v) for k, v in row.items()} for row in csv.DictReader(f)}
+    return {int(row["epoch"]) + 1: row for row in read_history(history)}
 
 
 def replay(trials: list[dict[int, dict[str, float]]], cfg: PrunerConfig, monitor: str, maximize: bool,
