@@ -11,7 +11,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from imgexp.errors import exit_with
+from imgexp.errors import UserError, exit_with
+from imgexp.folder_lock import FolderLock
 from imgexp.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, is_finished
 
 
@@ -32,6 +33,11 @@ class RunDirGuard(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run_dir = Path(config.hydra.run.dir)
+        if config.get("tuner") is None:  # a search's run dir only holds its log; the search locks its folder
+            try:  # held until the process ends, before Hydra writes anything there
+                self.lock = FolderLock(run_dir, "run").acquire()
+            except UserError as err:
+                exit_with(str(err))
         if is_finished(run_dir):
             exit_with(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
         saved = run_dir / CONFIG_FILE

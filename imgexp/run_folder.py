@@ -6,7 +6,10 @@ a finished run, for the run itself, the run-dir guard, the tuner, compare and
 the tools alike. Nothing here imports TensorFlow.
 """
 
+import csv
 import json
+import logging
+import math
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -15,7 +18,11 @@ from typing import Any
 
 import yaml
 
+from imgexp import safe_write
 from imgexp.errors import UserError
+from imgexp.folder_lock import is_locked
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = ".hydra/config.yaml"  # the composed config (Hydra writes it; trials write the same)
 OVERRIDES_FILE = ".hydra/overrides.yaml"  # the overrides that made it
@@ -36,9 +43,10 @@ TENSORBOARD_DIR = "tb"
 CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras holds them
 BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.weights.h5"
 HEAD_PHASE_WEIGHTS = f"{CHECKPOINTS_DIR}/head_phase.weights.h5"  # two-phase fine-tuning: the head is done
+HEAD_PHASE_FILE = f"{CHECKPOINTS_DIR}/head_phase.json"  # ... after this many epochs (where phase 2 starts)
 LAST_WEIGHTS = "last.weights.h5"  # a Hyperband trial's weights at its last epoch: where a promoted trial goes on
 LAST_OPTIMIZER = "last.optimizer.npz"  # ... and its optimizer's state (Adam's moments, the step count)
-BACKUP_DIR = "backup"  # Keras BackupAndRestore, for resuming a killed run
+BACKUP_DIR = "backup"  # backup/<phase>/epoch-<n>.weights.h5: the training state a killed run resumes from
 EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
 EXPORT_DIR = "export"  # python -m imgexp.export
 BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: runnable with --config-dir best/ --config-name best
@@ -46,28 +54,74 @@ RESIZE_LAYER = "resize"  # the saved model's first layer (imgexp.models.serving)
 
 
 def is_finished(run_dir: Path) -> bool:
+    """metrics.json is there: it is written last, and whole (imgexp.safe_write)."""
     return (run_dir / METRICS_FILE).is_file()
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+def write_json(path: Path, data: Any, root: Path | None = None) -> None:
+    """A JSON file, whole or not at all, never through a link out of `root` (imgexp.safe_write)."""
+    safe_write.write_json(path, data, root)
 
 
 def write_failure(run_dir: Path, message: str) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / FAILED_FILE, {"error": message, "time": time.time()})
+    write_json(run_dir / FAILED_FILE, {"error": message, "time": time.time()}, run_dir)
 
 
 def write_config(run_dir: Path, config: dict[str, Any], overrides: list[str], choices: dict[str, Any]) -> None:
     """The composed config, its overrides and group choices, where Hydra keeps them for a CLI run."""
-    (run_dir / ".hydra").mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-    (run_dir / OVERRIDES_FILE).write_text(yaml.safe_dump(list(overrides)))
-    (run_dir / HYDRA_FILE).write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": dict(choices)}}}))
+    safe_write.write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False), run_dir)
+    safe_write.write_text(run_dir / OVERRIDES_FILE, yaml.safe_dump(list(overrides)), run_dir)
+    safe_write.write_text(run_dir / HYDRA_FILE, yaml.safe_dump({"hydra": {"runtime": {"choices": dict(choices)}}}),
+                          run_dir)
 
 
 def read_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text()) if path.is_file() else None
+    """A YAML file of a run folder, or None when it is missing or damaged (said in one log line)."""
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        log.warning("%s cannot be read (%s); treated as absent", path, str(err).splitlines()[0])
+        return None
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a run folder, or None when it is missing or damaged (said in one log line)."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        log.warning("%s cannot be read (%s); treated as absent", path, err)
+        return None
+
+
+MAXIMIZE = {"val_accuracy": True, "val_loss": False}
+
+
+def read_history(path: Path) -> list[dict[str, float]]:
+    """history.csv's rows by epoch (0-based, as Keras logs them); a re-run epoch keeps its last row. A row
+    cut short (a file from before atomic writes, a copy cut short) is skipped."""
+    if not path.exists():
+        return []
+    rows = {}
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                rows[int(r["epoch"])] = {k: float(v) for k, v in r.items() if v != ""}
+            except (TypeError, ValueError):  # a missing field reads as None
+                continue
+    return [rows[e] for e in sorted(rows)]
+
+
+def best_row(history: list[dict[str, float]], monitor: str) -> dict[str, float] | None:
+    """The row with the best monitored value (the first, on ties; NaN never), or None."""
+    rows = [r for r in history if monitor in r and not math.isnan(r[monitor]) and not math.isnan(r.get("loss", 0.0))]
+    if not rows:
+        return None
+    pick = max if MAXIMIZE[monitor] else min
+    return pick(rows, key=lambda r: r[monitor])
 
 
 @dataclass
@@ -75,7 +129,7 @@ class RunRecord:
     """What a run folder says about itself, for tables and comparisons."""
 
     path: Path
-    status: str  # finished | pruned | failed | running
+    status: str  # finished | pruned | failed | running (a process holds it) | interrupted
     config: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     choices: dict[str, Any] = field(default_factory=dict)  # group -> option, e.g. model: cnn
@@ -91,16 +145,17 @@ class RunRecord:
 
 def read_run(run_dir: Path) -> RunRecord:
     hydra = read_yaml(run_dir / HYDRA_FILE) or {}
-    record = RunRecord(run_dir, "running", read_yaml(run_dir / CONFIG_FILE) or {},
+    status = "running" if is_locked(run_dir) else "interrupted"
+    record = RunRecord(run_dir, status, read_yaml(run_dir / CONFIG_FILE) or {},
                        read_yaml(run_dir / OVERRIDES_FILE) or [],
                        dict(hydra.get("hydra", {}).get("runtime", {}).get("choices") or {}))
-    if (run_dir / PROVENANCE_FILE).is_file():
-        record.data = json.loads((run_dir / PROVENANCE_FILE).read_text()).get("data", {}).get("sha256", "")
-    if is_finished(run_dir):
-        record.metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    record.data = ((read_json(run_dir / PROVENANCE_FILE) or {}).get("data") or {}).get("sha256", "")
+    metrics, failure = read_json(run_dir / METRICS_FILE), read_json(run_dir / FAILED_FILE)
+    if isinstance(metrics, dict):
+        record.metrics = metrics
         record.status = record.metrics.get("status", "finished")
-    elif (run_dir / FAILED_FILE).is_file():
-        record.status, record.error = "failed", json.loads((run_dir / FAILED_FILE).read_text())["error"]
+    elif isinstance(failure, dict):
+        record.status, record.error = "failed", str(failure.get("error", ""))
     return record
 
 

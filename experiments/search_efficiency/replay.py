@@ -19,7 +19,7 @@ from imgexp.tensorflow_runtime import import_tensorflow
 import_tensorflow()  # quietly: the rules' module imports keras
 
 from imgexp.config import PrunerConfig  # noqa: E402
-from imgexp.training.history import read_history  # noqa: E402
+from imgexp.run_folder import read_history  # noqa: E402
 from imgexp.training.pruning import RULES  # noqa: E402
 
 RULE_SETTINGS = {  # every key spelt out, so the rows do not change when a default does

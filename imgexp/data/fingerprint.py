@@ -11,6 +11,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from imgexp import safe_write
 from imgexp.data.source import ImageSource, Split
 
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "imgexp"
@@ -42,10 +43,7 @@ class ContentHashes:
     def save(self) -> None:
         if not self.changed:
             return
-        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.cache_file.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(self.known))
-        os.replace(partial, self.cache_file)  # whole or not at all, also with several processes
+        safe_write.write_text(self.cache_file, json.dumps(self.known))  # whole or not at all, also with several processes
         self.changed = False
 
 

@@ -20,7 +20,7 @@ decode_passes = 0
 def to_memory(split: Split, size: tuple[int, int], skip_bad: bool) -> Split:
     """Every image of the split decoded and resized to `size`, as uint8 arrays."""
     images, labels = [], []
-    for batch_images, batch_labels in decoded_images(split, size, None, skip_bad).batch(256).prefetch(2):
+    for batch_images, batch_labels in decoded_images(split, size, skip_bad).batch(256).prefetch(2):
         images.append(batch_images.numpy())
         labels.append(batch_labels.numpy())
     if not images:

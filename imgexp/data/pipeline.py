@@ -44,20 +44,97 @@ def resize(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
     return tf.cond(already, lambda: tf.identity(image), resized)
 
 
-def decoded_images(split: Split, size: tuple[int, int], shuffle_seed: int | None, skip_bad: bool,
-                   calls: int = AUTOTUNE) -> tf.data.Dataset:
-    """(uint8 image, label) pairs at `size`, from memory or decoded from files."""
+def decoded_images(split: Split, size: tuple[int, int], skip_bad: bool, calls: int = AUTOTUNE) -> tf.data.Dataset:
+    """(uint8 image, label) pairs at `size`, from memory or decoded from files, in the split's order."""
     if split.images is not None:
         ds = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
         return ds.map(lambda x, y: (resize(x, size), y), num_parallel_calls=calls)
     ds = tf.data.Dataset.from_tensor_slices((split.paths, split.labels))
-    if shuffle_seed is not None:  # shuffle cheap file names, before decoding
-        ds = ds.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda p, y: (resize(decode_image(p), size), y), num_parallel_calls=calls)
+    return decode_files(ds, size, skip_bad, calls)
+
+
+def decode_files(ds: tf.data.Dataset, size: tuple[int, int], skip_bad: bool, calls: int) -> tf.data.Dataset:
+    """(path, label, ...) elements -> (uint8 image at `size`, label, ...)."""
+    ds = ds.map(lambda p, *rest: (resize(decode_image(p), size), *rest), num_parallel_calls=calls)
     if skip_bad:
         # Headers were checked up front; this catches files corrupt past their header.
         ds = ds.ignore_errors(log_warning=True)
     return ds
+
+
+class EpochCounter:
+    """Which epoch the next pass over a training pipeline is.
+
+    Each pass takes the counter's value as it starts and moves it on, and draws
+    its order and its augmentation from (seed, that epoch) with stateless ops.
+    So epoch 5 shuffles and augments the same whether this process trained
+    epochs 0-4 or resumed a run killed after them: the trainer sets the counter
+    to the first epoch of every fit (imgexp.training.fit).
+    """
+
+    def __init__(self):
+        self.variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_counter")
+
+    def set(self, epoch: int) -> None:
+        self.variable.assign(epoch)
+
+    def take(self) -> tf.Tensor:
+        return self.variable.assign_add(1) - 1
+
+
+def epoch_order(n: int, key: tf.Tensor) -> tf.Tensor:
+    """A permutation of 0..n-1 that depends only on `key`."""
+    return tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+
+
+def with_draw_seeds(ds: tf.data.Dataset, key: tf.Tensor) -> tf.data.Dataset:
+    """(image, label) -> (image, label, seed): a stateless seed per position in the epoch, from which a
+    batch's augmentation is drawn (the seed of its first image)."""
+    return ds.enumerate().map(lambda i, xy: (*xy, tf.random.experimental.stateless_fold_in(key, i)))
+
+
+def shuffled_epochs(split: Split, size: tuple[int, int], seed: int, counter: EpochCounter, cache: str | None,
+                    cache_name: str, skip_bad: bool, calls: int) -> tf.data.Dataset:
+    """(uint8 image, label, draw seed) for one epoch per pass, in an order drawn from (seed, epoch)."""
+    n = len(split)
+
+    def key_of_pass() -> tf.Tensor:
+        return tf.stack([tf.constant(seed, tf.int64), counter.take()])
+
+    if split.images is not None:  # in memory: gather in the epoch's order
+        images, labels = tf.constant(split.images), tf.constant(split.labels)
+
+        def one_epoch(_):
+            key = key_of_pass()
+            order = tf.data.Dataset.from_tensor_slices(epoch_order(n, key))
+            return with_draw_seeds(order.map(lambda i: (tf.gather(images, i), tf.gather(labels, i))), key)
+
+        ds = tf.data.Dataset.range(1).flat_map(one_epoch)
+        return ds.map(lambda x, y, s: (resize(x, size), y, s), num_parallel_calls=calls)
+    if cache is None:  # stream from disk: shuffle the cheap file names, then decode
+        paths, labels = tf.constant(split.paths), tf.constant(split.labels)
+
+        def one_epoch(_):
+            key = key_of_pass()
+            order = tf.data.Dataset.from_tensor_slices(epoch_order(n, key))
+            return with_draw_seeds(order.map(lambda i: (tf.gather(paths, i), tf.gather(labels, i))), key)
+
+        return decode_files(tf.data.Dataset.range(1).flat_map(one_epoch), size, skip_bad, calls)
+    # A tf.data file cache is read in its own order: shuffle blocks of SHUFFLE_BUFFER images as they come.
+    cached = decoded_images(split, size, skip_bad, calls).cache("" if cache == "memory" else f"{cache}.{cache_name}")
+
+    def one_epoch(_):
+        key = key_of_pass()
+        blocks = cached.batch(SHUFFLE_BUFFER).enumerate().map(
+            lambda b, xy: permuted(xy, tf.random.experimental.stateless_fold_in(key, b)))
+        return with_draw_seeds(blocks.unbatch(), key)
+
+    return tf.data.Dataset.range(1).flat_map(one_epoch)
+
+
+def permuted(xy: tuple[tf.Tensor, tf.Tensor], key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    order = epoch_order(tf.shape(xy[1], out_type=tf.int64)[0], key)
+    return tf.gather(xy[0], order), tf.gather(xy[1], order)
 
 
 def make_dataset(
@@ -72,31 +149,33 @@ def make_dataset(
     seed: int = 0,
     skip_bad: bool = True,
     autotune: bool = False,
+    epochs: EpochCounter | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 255], int32 labels).
 
-    Training batches are shuffled (seeded, new order each epoch) and augmented.
+    Training batches are shuffled and augmented with draws that follow from (seed,
+    epoch), the epoch read from `epochs` (a new counter when none is given).
     `cache` is "memory", a file prefix, or None to decode every epoch.
     `autotune=False` (as `dataset.autotune`) keeps tf.data's autotuning off: one
     map call per core and PREFETCH_BATCHES prefetched, no tuning started at each epoch.
     """
     size = (int(image_size[0]), int(image_size[1]))
     calls = parallel_calls(autotune)
-    shuffle_files_first = training and cache is None and split.paths is not None
-    ds = decoded_images(split, size, seed if shuffle_files_first else None, skip_bad, calls)
-    if cache is not None:
-        ds = ds.cache("" if cache == "memory" else f"{cache}.{cache_name}")
-    if training and not shuffle_files_first:
-        ds = ds.shuffle(min(len(split), SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
     to_float = lambda x: tf.cast(x, tf.float32)  # noqa: E731
-    if training and augmenter is not None and not augmenter.is_identity:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda batch, s: (augmenter(to_float(batch[0]), seed=s), batch[1]), num_parallel_calls=calls
-        )
+    if training:
+        ds = shuffled_epochs(split, size, seed, epochs or EpochCounter(), cache, cache_name, skip_bad, calls)
+        ds = ds.batch(batch_size)
+        if augmenter is not None and not augmenter.is_identity:
+            ds = ds.map(lambda x, y, s: (augmenter(to_float(x), seed=s[0]), y), num_parallel_calls=calls)
+        else:
+            ds = ds.map(lambda x, y, s: (to_float(x), y), num_parallel_calls=calls)
+        if split.images is not None or not skip_bad:  # nothing can be dropped: Keras may know the epoch's length
+            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(split) // batch_size)))
     else:
-        ds = ds.map(lambda x, y: (to_float(x), y), num_parallel_calls=calls)
+        ds = decoded_images(split, size, skip_bad, calls)
+        if cache is not None:
+            ds = ds.cache("" if cache == "memory" else f"{cache}.{cache_name}")
+        ds = ds.batch(batch_size).map(lambda x, y: (to_float(x), y), num_parallel_calls=calls)
     if autotune:
         return ds.prefetch(AUTOTUNE)
     options = tf.data.Options()

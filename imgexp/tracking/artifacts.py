@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from imgexp import safe_write
+
 import numpy as np
 from sklearn.metrics import classification_report
 
@@ -10,5 +12,5 @@ def write_classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_na
     report = classification_report(
         y_true, y_pred, labels=list(range(len(class_names))), target_names=class_names, digits=4, zero_division=0
     )
-    path.write_text(report)
+    safe_write.write_text(path, report)
     return report

@@ -14,12 +14,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
+from imgexp import safe_write
 from imgexp.run_folder import CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE, HISTORY_PLOT, LABELS_FILE
-from imgexp.training.history import read_history
+from imgexp.run_folder import read_history
 
 
 def save(fig: Figure, path: Path) -> None:
-    FigureCanvasAgg(fig).print_png(str(path))
+    safe_write.write_with(path, lambda temp: FigureCanvasAgg(fig).print_png(str(temp)))
 
 
 def plot_history(history: list[dict[str, float]], path: Path) -> None:
@@ -39,10 +40,8 @@ def plot_history(history: list[dict[str, float]], path: Path) -> None:
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str], path: Path) -> np.ndarray:
     """scikit-learn's confusion matrix (true classes as rows), also written as CSV to `path`."""
     matrix = confusion_matrix(y_true, y_pred, labels=list(range(len(class_names))))
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["true \\ predicted", *class_names])
-        writer.writerows([name, *row] for name, row in zip(class_names, matrix.tolist()))
+    safe_write.write_csv(path, [["true \\ predicted", *class_names],
+                                *([name, *row] for name, row in zip(class_names, matrix.tolist()))])
     return matrix
 
 

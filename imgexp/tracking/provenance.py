@@ -6,7 +6,6 @@ of the working directory's repository (and whether it had uncommitted changes),
 and the data fingerprint (imgexp.data.fingerprint).
 """
 
-import csv
 import datetime
 import json
 import platform
@@ -15,10 +14,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from imgexp import safe_write
 from imgexp.data.fingerprint import fingerprint, split_rows
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
-from imgexp.run_folder import PROVENANCE_FILE, SPLIT_FILE, write_json
+from imgexp.run_folder import PROVENANCE_FILE, SPLIT_FILE, read_json, write_json
 
 PACKAGES = ("imgexp", "tensorflow", "keras", "keras-tuner", "hydra-core", "omegaconf", "numpy")
 
@@ -89,19 +89,17 @@ def record_data(run_dir: Path, listing: ImageSource, root: str | None, resumed: 
     a resumed run must see the data it started with."""
     data = fingerprint(listing, root)  # files hashed once per machine, then only stat-ed
     path = run_dir / PROVENANCE_FILE
-    if resumed and path.is_file():
-        before = json.loads(path.read_text())["data"]["sha256"]
+    saved = read_json(path) if resumed else None
+    if isinstance(saved, dict) and "sha256" in (saved.get("data") or {}):
+        before = saved["data"]["sha256"]
         if before != data["sha256"]:
             raise UserError(f"{run_dir}: its data changed since the run started (data fingerprint {before[:12]}, "
                             f"now {data['sha256'][:12]}; split.csv lists what it trained on); run it in a new "
                             "hydra.run.dir, or restore the data")
         return
     record = provenance(data, utc_now())
-    write_json(path, record)
-    with (run_dir / SPLIT_FILE).open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["split", "image", "label"])
-        writer.writerows(split_rows(listing, root))
+    write_json(path, record, run_dir)
+    safe_write.write_csv(run_dir / SPLIT_FILE, [["split", "image", "label"], *split_rows(listing, root)], run_dir)
     recorder.text("provenance", as_markdown(record))
 
 
@@ -109,4 +107,4 @@ def finish_provenance(run_dir: Path) -> None:
     """The end time, once the run finished."""
     path = run_dir / PROVENANCE_FILE
     if path.is_file():
-        write_json(path, {**json.loads(path.read_text()), "ended_utc": utc_now()})
+        write_json(path, {**json.loads(path.read_text()), "ended_utc": utc_now()}, run_dir)

@@ -16,16 +16,18 @@ a parent is its first (ties keep the first), and a fresh Adam's first steps
 chance; continued Hyperband then found worse models than Hyperband from scratch.
 """
 
-import csv
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from imgexp import safe_write
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, LAST_OPTIMIZER, LAST_WEIGHTS, MODEL_FILE,
-                               open_run)
+                               open_run, read_history)
+from imgexp.training.checkpoints import has_backup, save_weights, write_history
 from imgexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,20 +51,28 @@ def parent_best_weights(model: keras.Model, parent_dir: Path) -> None:
 
 
 def copy_parent_history(parent_dir: Path, run_dir: Path, initial_epoch: int) -> None:
-    with (parent_dir / HISTORY_FILE).open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < initial_epoch]
-    if not rows:
-        return
-    with (run_dir / HISTORY_FILE).open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    rows = [r for r in read_history(parent_dir / HISTORY_FILE) if r["epoch"] < initial_epoch]
+    if rows:
+        write_history(run_dir, rows)
 
 
 def save_last_state(model: keras.Model, run_dir: Path) -> None:
     """The weights and optimizer state at the end of training, for a trial that continues this one."""
-    model.save_weights(run_dir / LAST_WEIGHTS)
-    np.savez(run_dir / LAST_OPTIMIZER, *[np.asarray(keras.ops.convert_to_numpy(v)) for v in model.optimizer.variables])
+    save_weights(model, run_dir / LAST_WEIGHTS, run_dir)
+    state = [np.asarray(keras.ops.convert_to_numpy(v)) for v in model.optimizer.variables]
+    safe_write.write_with(run_dir / LAST_OPTIMIZER, lambda temp: np.savez(temp, *state), run_dir)
+
+
+def parent_optimizer_state(path: Path) -> list[np.ndarray] | None:
+    """The parent's saved optimizer state, or None (missing, or damaged: said in one log line)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        log.warning("%s cannot be read (%s); this trial starts a new optimizer", path, err)
+        return None
 
 
 def restore_optimizer(model: keras.Model, state: list[np.ndarray]) -> None:
@@ -81,18 +91,21 @@ def start_from_parent(model: keras.Model, continuation: Continuation, run_dir: P
     """Before fit: the parent's last weights (unless this run's own backup will restore newer ones), its
     best as the best so far, and (first start only) the parent's epochs in history.csv. Returns the
     parent's optimizer state, for `restore_optimizer` once the model is compiled."""
-    if (run_dir / BACKUP_DIR).exists():
-        return None  # resumed past its first epoch: BackupAndRestore restores the trial's own weights
+    if any(has_backup(phase) for phase in (run_dir / BACKUP_DIR).glob("*")):
+        return None  # resumed past its first epoch: its own backup restores the trial's weights
     parent_best_weights(model, continuation.parent_dir)
-    (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
-    model.save_weights(run_dir / BEST_WEIGHTS)  # the parent's best is the best so far
-    if (continuation.parent_dir / LAST_WEIGHTS).is_file():  # training goes on from where the parent stopped
-        model.load_weights(continuation.parent_dir / LAST_WEIGHTS)
+    save_weights(model, run_dir / BEST_WEIGHTS, run_dir)  # the parent's best is the best so far
     if not resumed:
         copy_parent_history(continuation.parent_dir, run_dir, continuation.initial_epoch)
     log.info("continuing trial %s from epoch %d", continuation.parent_trial, continuation.initial_epoch)
-    optimizer_file = continuation.parent_dir / LAST_OPTIMIZER
-    if not optimizer_file.is_file():
+    last = continuation.parent_dir / LAST_WEIGHTS
+    if not last.is_file():
         return None
-    with np.load(optimizer_file) as saved:
-        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    try:  # training goes on from where the parent stopped
+        model.load_weights(last)
+    except Exception as err:  # h5py's OSError for a cut file
+        log.warning("%s cannot be read (%s); this trial goes on from its parent's best weights instead",
+                    last, str(err).splitlines()[0])
+        parent_best_weights(model, continuation.parent_dir)
+        return None
+    return parent_optimizer_state(continuation.parent_dir / LAST_OPTIMIZER)

@@ -1,25 +1,31 @@
 """Compile and fit: one phase, or head-then-fine-tune for a backbone.
 
-Every phase resumes where a killed process left it (BackupAndRestore), appends
-to history.csv and keeps the best weights so far in checkpoints/, judged
-against every earlier epoch, also those from before a resume.
+Every phase resumes where a killed process left it (its newest backup, see
+training/checkpoints.py), keeps history.csv and the best weights so far in
+checkpoints/, judged against every earlier epoch, also those from before a
+resume. Each epoch's random draws follow from (seed, epoch), so with
+`trainer.deterministic=true` a resumed run ends as the run never stopped.
 """
 
+import math
 import time
 import warnings
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from imgexp.config import Config
 from imgexp.models.backbones import set_backbone_trainable
 from imgexp.models.head import Head
-from imgexp.run_folder import BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_WEIGHTS, HISTORY_FILE, TENSORBOARD_DIR
+from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_PHASE_WEIGHTS, HISTORY_FILE,
+                               TENSORBOARD_DIR, best_row, read_history, read_json, write_json)
+from imgexp.training.checkpoints import (BestWeights, EpochBackup, HistoryEarlyStopping, HistoryLog,
+                                         keep_history_before, restore_backup, save_weights)
 from imgexp.training.continuation import restore_optimizer
-from imgexp.training.history import MAXIMIZE, best_row, read_history
+from imgexp.training.inputs import Inputs
 from imgexp.training.optimizers import build_optimizer
 from imgexp.training.pruning import pruned_decision
+from imgexp.training.reproducible import EpochDraws
 
 
 def compile_model(model: keras.Model, cfg: Config, head: Head, steps_per_epoch: int, epochs: int, lr_scale: float = 1.0) -> None:
@@ -44,30 +50,43 @@ class EpochStats(keras.callbacks.Callback):
 
 
 def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Callback]:
+    """In the order each epoch's records are made: its row, then the best weights, then the backup
+    (the commit point: a resume starts after the newest backup)."""
     monitor = cfg.trainer.monitor.value
-    mode = "max" if MAXIMIZE[monitor] else "min"
-    best = best_row(read_history(run_dir / HISTORY_FILE), monitor)
-    (run_dir / BEST_WEIGHTS).parent.mkdir(parents=True, exist_ok=True)
     found = [
         EpochStats(),  # first, so the callbacks after it log what it adds
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP_DIR / phase)),
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
-        keras.callbacks.ModelCheckpoint(
-            str(run_dir / BEST_WEIGHTS), monitor=monitor, mode=mode, save_best_only=True,
-            save_weights_only=True, initial_value_threshold=best[monitor] if best else None,
-        ),
+        EpochDraws(cfg.trainer.seed),
+        HistoryLog(run_dir),
+        BestWeights(run_dir, run_dir / BEST_WEIGHTS, monitor),
+        EpochBackup(run_dir, run_dir / BACKUP_DIR / phase),
         keras.callbacks.TensorBoard(str(run_dir / TENSORBOARD_DIR), write_graph=False, profile_batch=0),
         keras.callbacks.TerminateOnNaN(),
     ]
     if cfg.trainer.early_stopping_patience > 0:
-        found.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.trainer.early_stopping_patience))
+        found.append(HistoryEarlyStopping(run_dir, monitor, cfg.trainer.early_stopping_patience))
     return found
 
 
-def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset, run_dir: Path,
-              phase: str, initial_epoch: int, epochs: int, class_weight: dict[int, float] | None,
-              extra_callbacks: list[keras.callbacks.Callback]) -> float:
-    """Seconds spent inside model.fit."""
+def stopped_before(history: list[dict[str, float]], cfg: Config) -> bool:
+    """Training had already stopped by itself (NaN loss, early stopping) when the process died."""
+    if not history:
+        return False
+    if math.isnan(history[-1].get("loss", 0.0)):
+        return True
+    patience = cfg.trainer.early_stopping_patience
+    best = best_row(history, cfg.trainer.monitor.value)
+    return patience > 0 and best is not None and history[-1]["epoch"] - best["epoch"] >= patience
+
+
+def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, initial_epoch: int, epochs: int,
+              class_weight: dict[int, float] | None, extra_callbacks: list[keras.callbacks.Callback]) -> float:
+    """Fit epochs initial_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit."""
+    restored = restore_backup(model, run_dir / BACKUP_DIR / phase)
+    start = initial_epoch if restored is None else restored
+    keep_history_before(run_dir, start)  # what was recorded after the backup is trained again
+    if start >= epochs or (restored is not None and stopped_before(read_history(run_dir / HISTORY_FILE), cfg)):
+        return 0.0
+    inputs.epochs.set(start)
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Files are checked by their headers only, so a streamed pipeline skips what fails to decode
@@ -75,7 +94,7 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
         # at the end of every first epoch. imgexp never sets steps_per_epoch: nothing is wrong.
         warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
         model.fit(
-            train_ds, validation_data=val_ds, initial_epoch=initial_epoch, epochs=epochs,
+            inputs.train, validation_data=inputs.validation, initial_epoch=start, epochs=epochs,
             callbacks=[*callbacks(cfg, run_dir, phase), *extra_callbacks], verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
             class_weight=class_weight,
@@ -83,10 +102,9 @@ def fit_phase(model, cfg: Config, train_ds: tf.data.Dataset, val_ds: tf.data.Dat
     return time.perf_counter() - started
 
 
-def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset, val_ds: tf.data.Dataset,
-          run_dir: Path, steps: int, class_weight: dict[int, float] | None = None,
-          extra_callbacks: tuple[keras.callbacks.Callback, ...] = (), initial_epoch: int = 0,
-          optimizer_state: list | None = None) -> float:
+def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: Path, steps: int,
+          class_weight: dict[int, float] | None = None, extra_callbacks: tuple[keras.callbacks.Callback, ...] = (),
+          initial_epoch: int = 0, optimizer_state: list | None = None) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
     `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
@@ -99,7 +117,7 @@ def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset
         compile_model(model, cfg, head, steps, tr.epochs)
         if optimizer_state is not None:
             restore_optimizer(model, optimizer_state)
-        return fit_phase(model, cfg, train_ds, val_ds, run_dir, "train", initial_epoch, tr.epochs, class_weight,
+        return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, class_weight,
                          list(extra_callbacks))
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
@@ -111,15 +129,15 @@ def train(model: keras.Model, cfg: Config, head: Head, train_ds: tf.data.Dataset
     if head_done.exists():
         model.load_weights(head_done)
     else:
-        seconds += fit_phase(model, cfg, train_ds, val_ds, run_dir, "head", 0, tr.epochs, class_weight,
-                             list(extra_callbacks))
-        model.save_weights(head_done)
+        seconds += fit_phase(model, cfg, inputs, run_dir, "head", 0, tr.epochs, class_weight, list(extra_callbacks))
+        write_json(run_dir / HEAD_PHASE_FILE, {"epochs": len(read_history(run_dir / HISTORY_FILE))}, run_dir)
+        save_weights(model, head_done, run_dir)  # after the epoch count: together they mark the phase done
     if pruned_decision(run_dir):
         return seconds  # stopped in the head phase: no fine-tuning
 
     # Phase 2: unfreeze from model.fine_tune_at, at a lower learning rate.
     set_backbone_trainable(model, True, cfg.model.fine_tune_at)
     compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
-    done = len(read_history(run_dir / HISTORY_FILE))
-    return seconds + fit_phase(model, cfg, train_ds, val_ds, run_dir, "fine_tune", done, done + tr.fine_tune_epochs,
+    done = (read_json(run_dir / HEAD_PHASE_FILE) or {}).get("epochs", tr.epochs)  # where phase 2 starts
+    return seconds + fit_phase(model, cfg, inputs, run_dir, "fine_tune", done, done + tr.fine_tune_epochs,
                                class_weight, list(extra_callbacks))

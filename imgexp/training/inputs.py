@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 
 import tensorflow as tf
 
@@ -11,7 +12,7 @@ from imgexp.data.checks import handle_duplicates, report_class_balance
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
 from imgexp.data.in_memory import in_memory, is_decoded
 from imgexp.data.load import load_source
-from imgexp.data.pipeline import make_dataset
+from imgexp.data.pipeline import EpochCounter, make_dataset
 from imgexp.data.source import ImageSource
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,16 @@ def load_images(cfg: Config) -> tuple[ImageSource, str | None, ImageSource]:
     return in_memory(key, listing, size, ds.on_bad_image.value == "skip"), MEMORY, listing
 
 
-def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+@dataclass
+class Inputs:
+    """A run's pipelines, and the counter that tells the training pipeline which epoch it serves."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    epochs: EpochCounter
+
+
+def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> Inputs:
     """Training and validation pipelines; images already in memory need no tf.data cache."""
     ds = cfg.dataset
     aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
@@ -79,6 +89,8 @@ def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> tuple[
     common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size,
                   cache=None if cache == MEMORY else cache, seed=cfg.trainer.seed,
                   skip_bad=ds.on_bad_image.value == "skip", autotune=ds.autotune)
-    train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", **common)
+    counter = EpochCounter()
+    train_ds = make_dataset(source.train, training=True, augmenter=augmenter, cache_name="train", epochs=counter,
+                            **common)
     val_ds = make_dataset(source.validation, training=False, cache_name="validation", **common)
-    return train_ds, val_ds
+    return Inputs(train_ds, val_ds, counter)

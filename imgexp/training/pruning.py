@@ -19,7 +19,6 @@ says `"status": "pruned"` in metrics.json. The decision is written to
 pruned.json the moment it is taken, so a killed and resumed run keeps it.
 """
 
-import json
 import logging
 import math
 import statistics
@@ -29,8 +28,8 @@ from pathlib import Path
 import keras
 
 from imgexp.config import Config, PrunerConfig
-from imgexp.run_folder import HISTORY_FILE, PRUNED_FILE, write_json
-from imgexp.training.history import MAXIMIZE, read_history
+from imgexp.run_folder import HISTORY_FILE, PRUNED_FILE, read_json, write_json
+from imgexp.run_folder import MAXIMIZE, read_history
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +121,15 @@ class Pruner(keras.callbacks.Callback):
         if decision is not None:
             reason = f"{self.monitor}: {decision.reason}"
             write_json(self.run_dir / PRUNED_FILE, {"epoch": decision.epoch, "reason": reason,
-                                                    "pruner": self.cfg.name.value})
+                                                    "pruner": self.cfg.name.value}, self.run_dir)
             log.info("pruned at epoch %d (pruner=%s): %s", decision.epoch, self.cfg.name.value, reason)
             self.model.stop_training = True
 
 
 def pruned_decision(run_dir: Path) -> dict | None:
     """The pruner's decision for this run (pruned.json), or None if it was not pruned."""
-    path = run_dir / PRUNED_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    decision = read_json(run_dir / PRUNED_FILE)
+    return decision if isinstance(decision, dict) and "epoch" in decision else None
 
 
 def make_pruner(cfg: Config, run_dir: Path, cohort: Path | None) -> Pruner | None:

@@ -7,7 +7,6 @@ validated config in, metrics out, everything else written into `run_dir`.
 import dataclasses
 import logging
 import math
-import os
 import shutil
 import time
 import warnings
@@ -24,9 +23,11 @@ from imgexp.errors import UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
+from imgexp import safe_write
+from imgexp.folder_lock import FolderLock
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
-                               LABELS_FILE, METRICS_FILE, MODEL_FILE, REPORT_FILE, TENSORBOARD_DIR, is_finished,
-                               write_json)
+                               LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, REPORT_FILE, TENSORBOARD_DIR,
+                               best_row, is_finished, read_history, write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
@@ -35,7 +36,6 @@ from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
-from imgexp.training.history import best_row, read_history
 from imgexp.training.inputs import load_images, make_datasets
 from imgexp.training.pruning import make_pruner, pruned_decision
 from imgexp.training.strategy import distribution_strategy
@@ -100,9 +100,31 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> None:
     """model.keras, written whole or not at all."""
-    partial = run_dir / f".partial.{MODEL_FILE}"
-    with_raw_image_input(model, image_size).save(partial)
-    os.replace(partial, run_dir / MODEL_FILE)
+    served = with_raw_image_input(model, image_size)
+    safe_write.write_with(run_dir / MODEL_FILE, lambda temp: served.save(temp), run_dir)
+
+
+def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
+    """A resumed run whose best checkpoint does not read back (a disk error, a copy cut short) cannot
+    pick its best epoch: its training state is dropped, with one log line, and it trains again from
+    the start (the same epochs, from the same seed) instead of failing at the end."""
+    path = run_dir / BEST_WEIGHTS
+    if not path.exists():
+        return False
+    initial = model.get_weights()
+    try:
+        model.load_weights(path)
+        return False
+    except Exception as err:  # h5py's OSError for a cut file, Keras' ValueError for another shape
+        log.warning("%s cannot be read (%s); training this run again from its first epoch",
+                    path, str(err).splitlines()[0])
+        for name in (CHECKPOINTS_DIR, BACKUP_DIR):
+            shutil.rmtree(run_dir / name, ignore_errors=True)
+        for name in (HISTORY_FILE, PRUNED_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        return True
+    finally:
+        model.set_weights(initial)
 
 
 def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True, cohort: Path | None = None,
@@ -116,10 +138,16 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
     `keep_last_weights` (Hyperband trials) keeps the last epoch's weights for the trial that
     may continue this one.
     """
+    with FolderLock(run_dir, "run"):  # one process at a time writes a run folder
+        return locked_run(cfg, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
+
+
+def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: Path | None,
+               continuation: Continuation | None, keep_last_weights: bool) -> dict[str, float]:
     started = time.perf_counter()
     cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
     hparams = {**hparams, "trainer.precision": cfg.trainer.precision.value}
-    run_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.remove_leftovers(run_dir)
     if is_finished(run_dir):
         raise UserError(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
     image_size = tuple(cfg.dataset.image_size)
@@ -133,13 +161,15 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
         try:
             source, cache, listing = load_images(cfg)
             record_data(run_dir, listing, cfg.dataset.path, resumed, recorder)
-            train_ds, val_ds = make_datasets(cfg, source, cache)
+            inputs = make_datasets(cfg, source, cache)
             head = choose_head(source.num_classes, cfg.model.head.value)
             strategy = distribution_strategy(cfg.trainer.strategy)
             with strategy.scope():  # the model's variables live on the strategy's devices
                 model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
-                if not resumed:
-                    samples = next(iter(train_ds))[0].numpy()
+                if resumed and drop_unreadable_best(model, run_dir):
+                    resumed = False  # trains from its first epoch (a continued trial copies its parent's rows again)
+                elif not resumed:
+                    samples = next(iter(inputs.train))[0].numpy()
                     recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
                 steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
                 weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
@@ -147,13 +177,13 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
                 pruner = make_pruner(cfg, run_dir, cohort)
                 fit_seconds = 0.0
                 if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
-                    fit_seconds = train(model, cfg, head, train_ds, val_ds, run_dir, steps, weights,
+                    fit_seconds = train(model, cfg, head, inputs, run_dir, steps, weights,
                                         extra_callbacks=(pruner,) if pruner else (),
                                         initial_epoch=continuation.initial_epoch if continuation else 0,
                                         optimizer_state=parent_optimizer)
                 if keep_last_weights:
                     save_last_state(model, run_dir)
-            metrics = finish(model, cfg, head, source, val_ds, run_dir, recorder, plots)
+            metrics = finish(model, cfg, head, source, inputs.validation, run_dir, recorder, plots)
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
                            cache=cache or "none", **outcome(run_dir, continuation))
             recorder.scalars({"pruned": float(metrics["status"] == "pruned"), "epochs_run": metrics["epochs_run"]}, 0)
@@ -164,7 +194,7 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
         finish_provenance(run_dir)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["fit_seconds"] = round(fit_seconds, 2)  # of this process; a resumed run counts its own part
-        write_json(run_dir / METRICS_FILE, metrics)  # last: the run is finished
+        write_json(run_dir / METRICS_FILE, metrics, run_dir)  # last: the run is finished
         recorder.end_session(success=True)
         recorder.close()
     for leftover in (CHECKPOINTS_DIR, BACKUP_DIR):  # model.keras holds the best weights now
@@ -213,7 +243,7 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         "epochs_run": len(history),
         "num_params": int(model.count_params()),
     }
-    write_json(run_dir / LABELS_FILE, source.class_names)
+    write_json(run_dir / LABELS_FILE, source.class_names, run_dir)
     confusion_counts(y_true, y_pred, source.class_names, run_dir / CONFUSION_FILE)
     write_classification_report(y_true, y_pred, source.class_names, run_dir / REPORT_FILE)
     if plots:

@@ -83,3 +83,93 @@ def chief_may_stop(servicer, oracle: kt.Oracle) -> bool:
     from keras_tuner.src.distribute.oracle_chief import exit_chief
 
     return servicer.stop_triggered and exit_chief(oracle)
+
+
+# Crash safety: KerasTuner's state files, written whole or not at all, and rebuilt when damaged.
+
+def write_state_files_atomically() -> None:
+    """KerasTuner writes oracle.json, tuner_*.json and every trial.json through `utils.save_json`, in
+    place: a kill mid-write leaves half a file that the next run cannot load. Route it through
+    imgexp.safe_write (temporary file, fsync, rename)."""
+    import json
+
+    from keras_tuner.src import utils as kt_utils
+
+    from imgexp import safe_write
+
+    def save_json(path, obj):
+        text = json.dumps(obj)
+        safe_write.write_text(path, text)
+        return text
+
+    kt_utils.save_json = save_json
+
+
+ORACLE_FILE = "oracle.json"
+REBUILDABLE = (kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle)
+ENDED = ("COMPLETED", "FAILED", "INVALID", "STOPPED")
+
+
+def oracle_state_from_trials(fresh: kt.Oracle, trials: list) -> dict:
+    """The state a random or Bayesian oracle saves, rebuilt from its trials (their trial.json).
+
+    What only the oracle knew is remade: the order trials started in (their ids are
+    that order), which ended, and the seed's position (advanced as far as the trials'
+    values drew it, so new trials draw new values; duplicates are refused anyway)."""
+    state = fresh.get_state()
+    ordered = sorted(trials, key=lambda t: int(t.trial_id))
+    ids = [t.trial_id for t in ordered]
+    hashes = {t.trial_id: fresh._compute_values_hash(t.hyperparameters.values) for t in ordered}
+    if ordered:
+        state["hyperparameters"] = ordered[0].hyperparameters.get_config()
+    state.update(
+        ongoing_trials={}, start_order=ids, end_order=[t.trial_id for t in ordered if t.status in ENDED],
+        run_times={i: 1 for i in ids}, retry_queue=[t.trial_id for t in ordered if t.status not in ENDED],
+        tried_so_far=list(hashes.values()), id_to_hash=hashes,
+        seed_state=state["seed"] + sum(len(t.hyperparameters.values) for t in ordered),
+    )
+    return state
+
+
+def load_trials(search_dir) -> list:
+    """Every trial.json of a search folder; a damaged one is named in one line (UserError)."""
+    from pathlib import Path
+
+    from imgexp.errors import UserError
+
+    found = []
+    for path in sorted(Path(search_dir).glob("trial_*/trial.json")):
+        try:
+            found.append(kt.engine.trial.Trial.load(str(path)))
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{path}: damaged ({type(err).__name__}); move that trial's folder out of the search "
+                            "(its run stays readable there) and run the same command again") from None
+    return found
+
+
+def repair_oracle_state(search_dir, fresh: kt.Oracle) -> bool:
+    """If the search's oracle.json does not load, rebuild it from the trials on disk (random, Bayesian)
+    or refuse in one line (Hyperband's brackets and the grid's queue are not in the trials). True if rebuilt."""
+    import json
+    import logging
+    from pathlib import Path
+
+    from imgexp import safe_write
+    from imgexp.errors import UserError
+
+    path = Path(search_dir) / ORACLE_FILE
+    if not path.is_file():
+        return False
+    try:
+        json.loads(path.read_text())
+        return False
+    except (ValueError, UnicodeDecodeError):
+        pass
+    if not isinstance(fresh, REBUILDABLE) or isinstance(fresh, kt.oracles.GridSearchOracle):
+        raise UserError(f"{path}: damaged (cut short), and a {type(fresh).__name__}'s state cannot be rebuilt from "
+                        "its trials; restore the file, or start the search again under another search.name "
+                        f"(the finished trials stay readable in {search_dir})")
+    trials = load_trials(search_dir)
+    safe_write.write_text(path, json.dumps(oracle_state_from_trials(fresh, trials)))
+    logging.getLogger("imgexp.search").warning("%s was damaged; rebuilt from the %d trials on disk", path, len(trials))
+    return True

@@ -7,6 +7,7 @@ with the best trial's model, metrics and a config (best.yaml) that
 `python -m imgexp --config-dir .../best --config-name best` runs again as is.
 """
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -16,9 +17,11 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from imgexp import safe_write
 from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
 from imgexp.errors import UserError
+from imgexp.folder_lock import LOCK_FILE, FolderLock
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFUSION_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
                                PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE, read_run, write_json)
 from imgexp.tracking.experiment import Searched, write_experiment
@@ -26,7 +29,7 @@ from imgexp.tracking.plots import draw_run_plots
 from imgexp.tracking.hparams import CONFIG_GROUPS, hparams_from_config
 from imgexp.tuning import distributed, workers
 from imgexp.tuning.checks import IDENTITY_FILE, check_base_config, check_same_search, check_search_settings, search_identity
-from imgexp.tuning.kt_compat import is_too_many_failures
+from imgexp.tuning.kt_compat import is_too_many_failures, repair_oracle_state
 from imgexp.tuning.oracles import make_oracle, stop_if_over_budget
 from imgexp.tuning.space import SearchSpace
 from imgexp.tuning.tuner import RunTuner
@@ -99,21 +102,32 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
     source = trial_dir if (trial_dir / MODEL_FILE).exists() else trial_dir / "execution_0"
     trial = read_run(source)  # the config and group choices the trial ran with
     out = search_dir / "best"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    if out.is_symlink():  # never write through a link out of the search folder
+        out.unlink()
+    for stale in (out.iterdir() if out.is_dir() else []):  # files of an earlier best trial
+        shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
     for name in (MODEL_FILE, LABELS_FILE, METRICS_FILE, HISTORY_FILE, CONFUSION_FILE, REPORT_FILE, PROVENANCE_FILE,
                  SPLIT_FILE):
-        if (source / name).exists():
-            shutil.copy2(source / name, out / name)
+        if (source / name).is_file():
+            safe_write.copy_file(source / name, out / name, search_dir)
     draw_run_plots(out)  # trials skip their plots; the best one gets them here
     overrides = tuner.trial_overrides(best[0])
     config = runnable_config(trial.config, trial.choices)
-    (out / BEST_CONFIG_FILE).write_text(
-        f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
-        f"#   python -m imgexp --config-dir {out} --config-name best\n"
-        + yaml.safe_dump(config, sort_keys=False))
-    (out / "overrides.txt").write_text(" ".join(overrides) + "\n")
+    safe_write.write_text(out / BEST_CONFIG_FILE,
+                          f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
+                          f"#   python -m imgexp --config-dir {out} --config-name best\n"
+                          + yaml.safe_dump(config, sort_keys=False), search_dir)
+    safe_write.write_text(out / "overrides.txt", " ".join(overrides) + "\n", search_dir)
     return out
+
+
+def clear_search_folder(search_dir: Path) -> None:
+    """search.overwrite=true: everything in the folder goes but its lock, which this process holds
+    (KerasTuner's own overwrite would delete the lock file too, letting a second process in)."""
+    for child in search_dir.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def write_search_experiment(search_dir: Path, space: SearchSpace, base_cfg: DictConfig, choices: dict[str, Any]) -> None:
@@ -142,6 +156,17 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     dist = cfg.search.distributed
     role = distributed.role_of(dist)
     run_dir = run_dir or Path.cwd()
+    search_dir = Path(cfg.search.dir).absolute() / search_name(cfg, choices)
+    # One process owns a search folder: a single search, a recycling supervisor or a chief. Its own
+    # worker processes (search.worker) and distributed workers write only their trials' folders.
+    owner = not cfg.search.worker and role is not Role.worker
+    with FolderLock(search_dir, "search") if owner else contextlib.nullcontext():
+        return owned_search(cfg, task_overrides, choices, run_dir, search_dir, tuner_cfg, role)
+
+
+def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, Any], run_dir: Path,
+                 search_dir: Path, tuner_cfg: TunerConfig, role: Role | None) -> float | None:
+    dist = cfg.search.distributed
     if cfg.search.worker:
         workers.die_with_parent()
     elif cfg.search.recycle_every > 0 and role is None:
@@ -154,7 +179,6 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     compose = lambda overrides: compose_config(overrides)[0]  # noqa: E731
     space = SearchSpace.from_config(OmegaConf.to_container(cfg.search_space) if cfg.search_space else None,
                                     compose, base)
-    search_dir = Path(cfg.search.dir).absolute() / search_name(cfg, choices)
     log.info("search in %s over %s", search_dir, ", ".join(space.keys))
     overwrite = bool(cfg.search.overwrite) and role is not Role.worker  # only the chief may start over
     identity = search_identity(tuner_cfg, cfg.search_space, base)
@@ -163,10 +187,14 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
         if not overwrite:
             check_same_search(search_dir, identity)
         check_base_config(base_cfg)
+    if overwrite:
+        clear_search_folder(search_dir)
+    elif role is not Role.worker:
+        repair_oracle_state(search_dir, make_oracle(tuner_cfg, space.hyperparameters()))
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
-                          tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite)
-    if role is not Role.worker:  # after KerasTuner's overwrite cleared the folder
-        write_json(search_dir / IDENTITY_FILE, identity)
+                          tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite=False)
+    if role is not Role.worker:
+        write_json(search_dir / IDENTITY_FILE, identity, search_dir)
         write_search_experiment(search_dir, space, base_cfg, base_choices)
     budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
     tuner.continue_promoted = tuner_cfg.continue_promoted

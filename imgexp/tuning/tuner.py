@@ -9,6 +9,7 @@ composes the trial's config and runs it through the same `run_job` as
 import json
 import logging
 import os
+import re
 import statistics
 import time
 from pathlib import Path
@@ -17,18 +18,20 @@ import keras
 import keras_tuner as kt
 from omegaconf import OmegaConf
 
+from imgexp import safe_write
 from imgexp.compose import compose_config
 from imgexp.errors import UserError
 from imgexp.job import run_job
 from imgexp.run_folder import FAILED_FILE, read_run, write_config, write_failure
 from imgexp.training.continuation import Continuation
-from imgexp.tuning.kt_compat import BaseTuner, is_worker, quiet_failed_trials
+from imgexp.tuning.kt_compat import BaseTuner, is_worker, quiet_failed_trials, write_state_files_atomically
 from imgexp.tuning.space import SearchSpace
 
 log = logging.getLogger("imgexp.search")
 # KerasTuner prints a traceback for every failed trial, a config that cannot train included;
 # imgexp reports those in one line and logs the traceback of real bugs itself (run_trial_config).
 quiet_failed_trials()
+write_state_files_atomically()  # a kill never leaves half an oracle.json or trial.json
 
 OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
 # Hyperband's own per-trial values: how long the trial trains, and (a promoted trial) which trial it
@@ -36,6 +39,7 @@ OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
 HYPERBAND_EPOCHS = "tuner/epochs"
 HYPERBAND_PARENT = "tuner/trial_id"
 HYPERBAND_INITIAL_EPOCH = "tuner/initial_epoch"
+TRIAL_ID = re.compile(r"\d{1,12}")
 
 
 def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
@@ -90,8 +94,20 @@ class RunTuner(BaseTuner):
         parent = values.get(HYPERBAND_PARENT)
         if not self.continue_promoted or parent is None:
             return None
-        parent_dir = Path(self.get_trial_dir(parent))
+        parent_dir = self.checked_trial_dir(parent)
         return Continuation(parent_dir / execution, parent_dir.name, int(values[HYPERBAND_INITIAL_EPOCH]))
+
+    def checked_trial_dir(self, trial_id) -> Path:
+        """The folder of a trial id that a chief handed out: KerasTuner's ids are digits, and the folder
+        must lie inside the search folder (a forged id like `/../../x` is refused)."""
+        if not TRIAL_ID.fullmatch(str(trial_id)):
+            raise UserError(f"trial id {str(trial_id)[:40]!r} from the chief is not a KerasTuner trial id; "
+                            "this worker only runs trials of a chief it trusts")
+        trial_dir = Path(self.search_dir) / f"trial_{trial_id}"
+        if not trial_dir.resolve().is_relative_to(Path(self.search_dir).resolve()):
+            raise UserError(f"{trial_dir}: outside the search folder {self.search_dir}; remove the link")
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        return trial_dir
 
     def keeps_last_weights(self, trial) -> bool:
         """A Hyperband trial keeps its last weights: a promoted trial goes on from there."""
@@ -99,7 +115,10 @@ class RunTuner(BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         overrides = self.trial_overrides(trial)
-        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        trial_dir = self.checked_trial_dir(trial.trial_id)
+        parent = trial.hyperparameters.values.get(HYPERBAND_PARENT)
+        if parent is not None:
+            self.checked_trial_dir(parent)
         if self.executions == 1:
             runs = [run_trial_config(overrides, trial_dir, self.search_dir, self.continuation(trial),
                                      self.keeps_last_weights(trial))]
@@ -158,8 +177,7 @@ def log_trial(search_dir: Path, trial, seconds: float, tuner_id: str) -> None:
     entry = {"trial_id": trial.trial_id, "status": trial.status, "seconds": round(seconds, 3),
              "rss_mb": resident_memory_mb(), "pid": os.getpid(), "tuner_id": tuner_id,
              "decode_passes": in_memory.decode_passes, "time": time.time()}
-    with (search_dir / "trials.jsonl").open("a") as f:
-        f.write(json.dumps(entry) + "\n")
+    safe_write.append_line(search_dir / "trials.jsonl", json.dumps(entry), search_dir)
 
 
 def outcome(trial, objective: str) -> str:

@@ -1,0 +1,19 @@
+"""Every use of Keras beyond its documented surface, in one place (as tuning/kt_compat.py for KerasTuner).
+
+tests/test_keras_compat.py checks each against the installed Keras; pyproject.toml
+bounds keras at TESTED_VERSION.
+"""
+
+import keras
+
+TESTED_VERSION = "3.15.1"  # the newest Keras these were checked against
+SEED_STATE_NAME = "seed_generator_state"  # keras.random.SeedGenerator's variable: [seed, draws so far]
+
+
+def seed_generator_states(model: keras.Model) -> list:
+    """The state variables of every SeedGenerator in `model` (Dropout's, ...), in a stable order.
+
+    `Layer.variables` lists them (documented: "including random seeds") but names
+    them only by this variable name; they are not saved with the weights.
+    """
+    return [v for v in model.variables if v.name == SEED_STATE_NAME]

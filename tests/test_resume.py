@@ -1,0 +1,110 @@
+"""A run interrupted at any epoch and resumed ends as the run never stopped; damaged state recovers."""
+
+import json
+import logging
+
+import keras
+import pytest
+
+from conftest import TINY
+from imgexp.compose import compose_config
+from imgexp.job import run_job
+from imgexp.run_folder import read_history
+from imgexp.training import fit
+from imgexp.training.continuation import Continuation
+
+# Deterministic, with Dropout and augmentation on: every random draw a resume could change.
+EXACT = [*TINY, "trainer.epochs=4", "trainer.deterministic=true", "model.dropout=0.3", "augmentation=basic",
+         "trainer.early_stopping_patience=0"]
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Ctrl-C once `after` epochs are recorded (after the epoch's backup: the last callback)."""
+
+    def __init__(self, after: int):
+        super().__init__()
+        self.after = after
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt
+
+
+def train(run_dir, *overrides, interrupt_after=None, monkeypatch=None, **kwargs):
+    cfg, choices = compose_config([*EXACT, *overrides])
+    if interrupt_after is not None:
+        original = fit.callbacks
+        monkeypatch.setattr(fit, "callbacks", lambda *a: [*original(*a), Interrupt(interrupt_after)])
+        with pytest.raises(KeyboardInterrupt):
+            run_job(cfg, run_dir, choices, **kwargs)
+        monkeypatch.setattr(fit, "callbacks", original)
+        return None
+    return run_job(cfg, run_dir, choices, **kwargs)
+
+
+def comparable(run_dir):
+    """The history without wall times, and the metrics that do not count seconds."""
+    rows = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in read_history(run_dir / "history.csv")]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return rows, {k: metrics[k] for k in ("val_accuracy", "val_loss", "train_loss", "best_epoch", "epochs_run")}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    train(run_dir)
+    return comparable(run_dir)
+
+
+@pytest.mark.parametrize("after", [1, 3])
+def test_a_resumed_run_is_the_run_it_resumes(tmp_path, monkeypatch, uninterrupted, after):
+    train(tmp_path, interrupt_after=after, monkeypatch=monkeypatch)
+    assert len(read_history(tmp_path / "history.csv")) == after
+    train(tmp_path)
+    assert comparable(tmp_path) == uninterrupted
+
+
+def test_an_epoch_recorded_after_the_last_backup_is_trained_again(tmp_path, monkeypatch, uninterrupted):
+    train(tmp_path, interrupt_after=2, monkeypatch=monkeypatch)
+    # As a kill between the history row and the backup leaves it: a row for epoch 2, a torn line after it.
+    history = tmp_path / "history.csv"
+    header, *rows = history.read_text().splitlines()
+    history.write_text("\n".join([header, *rows, rows[-1].replace("1,", "2,", 1), "3,0.5"]) + "\n")
+    train(tmp_path)
+    assert comparable(tmp_path) == uninterrupted
+    epochs = [int(line.split(",")[0]) for line in history.read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3], "no epoch recorded twice or left out"
+
+
+def test_a_cut_newest_backup_falls_back_to_the_one_before(tmp_path, monkeypatch, uninterrupted, caplog):
+    train(tmp_path, interrupt_after=3, monkeypatch=monkeypatch)
+    newest = tmp_path / "backup" / "train" / "epoch-0003.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:500])
+    with caplog.at_level(logging.WARNING):
+        train(tmp_path)
+    assert "epoch-0003.weights.h5 cannot be read" in caplog.text
+    assert comparable(tmp_path) == uninterrupted
+
+
+def test_a_cut_best_checkpoint_retrains_instead_of_failing(tmp_path, monkeypatch, uninterrupted, caplog):
+    train(tmp_path, interrupt_after=2, monkeypatch=monkeypatch)
+    best = tmp_path / "checkpoints" / "best.weights.h5"
+    best.write_bytes(best.read_bytes()[:300])
+    with caplog.at_level(logging.WARNING):
+        train(tmp_path)
+    assert "best.weights.h5 cannot be read" in caplog.text
+    assert not (tmp_path / "failed.json").exists()
+    assert comparable(tmp_path) == uninterrupted
+
+
+def test_a_cut_parent_state_continues_from_the_parents_best(tmp_path, caplog):
+    parent, child = tmp_path / "trial_0000", tmp_path / "trial_0001"
+    train(parent, "trainer.epochs=2", keep_last_weights=True)
+    last = parent / "last.weights.h5"
+    last.write_bytes(last.read_bytes()[:400])
+    with caplog.at_level(logging.WARNING):
+        metrics = train(child, "trainer.epochs=4", continuation=Continuation(parent, "0000", 2))
+    assert "last.weights.h5 cannot be read" in caplog.text
+    assert metrics["status"] == "finished" and metrics["epochs_trained"] == 2
+    assert [r["epoch"] for r in read_history(child / "history.csv")] == [0, 1, 2, 3]
+    assert read_history(child / "history.csv")[:2] == read_history(parent / "history.csv")
