@@ -56,6 +56,11 @@ def checked_target(path: Path, root: Path | None) -> Path:
     return folder / path.name
 
 
+def checked_folder(folder: Path, root: Path) -> Path:
+    """`folder` created inside `root`, every part of it checked as `checked_target` checks a file's folder."""
+    return checked_target(Path(folder) / "_", root).parent
+
+
 def temporary_beside(target: Path) -> Path:
     """A new, empty file in the target's folder whose name keeps the target's suffixes
     (Keras checks them: `.keras`, `.weights.h5`)."""
@@ -97,6 +102,24 @@ def write_with(path: Path, writer: Callable[[Path], Any], root: Path | None = No
     except BaseException:
         with suppress(OSError):
             temp.unlink()
+        raise
+    fsync_folder(target.parent)
+    return target
+
+
+def write_folder_with(path: Path, writer: Callable[[Path], Any], root: Path | None = None) -> Path:
+    """A folder (a SavedModel) written by `writer(temporary_folder)`, then renamed into place; an
+    existing target (or a link there) is refused, never merged into."""
+    target = checked_target(path, root)
+    if target.exists() or target.is_symlink():
+        raise UserError(f"{target} exists already; remove it or choose another path")
+    temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}.{target.name}")
+    temp.mkdir()
+    try:
+        writer(temp)
+        os.rename(temp, target)  # fails, rather than merging, if the target appeared meanwhile
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
         raise
     fsync_folder(target.parent)
     return target

@@ -182,3 +182,44 @@ def test_a_model_file_cut_short_is_one_line(folder_run, tmp_path, tool, extra):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [l for l in result.stderr.splitlines() if ": error:" in l]
     assert len(errors) == 1 and "damaged" in errors[0] and "model.keras" in errors[0]
+
+
+def copy_of(run_dir, tmp_path):
+    copy = tmp_path / "received_run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("evaluation", "export"))
+    return copy
+
+
+def test_export_never_writes_through_a_link_in_the_run_folder(folder_run, tmp_path):
+    run = copy_of(folder_run, tmp_path)
+    target = tmp_path / "home" / ".ssh" / "authorized_keys"
+    target.parent.mkdir(parents=True)
+    (run / "export").mkdir()
+    (run / "export" / "model.keras").symlink_to(target)  # dangling: `exists()` is False
+    result = run_cli(str(run), "--format", "keras", module="imgexp.export", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "exists already" in result.stderr
+    assert not target.exists()
+    (run / "export" / "model.keras").unlink()
+    (run / "export").rmdir()
+    (run / "export").symlink_to(target.parent)  # the whole folder linked out
+    result = run_cli(str(run), "--format", "h5", module="imgexp.export", timeout=120)
+    assert result.returncode == 2 and "symbolic link" in result.stderr
+    assert not list(target.parent.iterdir())
+
+
+def test_evaluate_never_writes_through_a_link_in_the_run_folder(folder_run, tmp_path):
+    run = copy_of(folder_run, tmp_path)
+    bashrc = tmp_path / ".bashrc"
+    bashrc.write_text("# mine\n")
+    (run / "evaluation" / "validation").mkdir(parents=True)
+    (run / "evaluation" / "validation" / "metrics.json").symlink_to(bashrc)
+    result = run_cli(str(run), module="imgexp.evaluate", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert bashrc.read_text() == "# mine\n", "the link was replaced, not followed"
+    assert json.loads((run / "evaluation" / "validation" / "metrics.json").read_text())["images"] == 16
+    shutil.rmtree(run / "evaluation")
+    (run / "evaluation").symlink_to(tmp_path)
+    result = run_cli(str(run), module="imgexp.evaluate", timeout=300)
+    assert result.returncode == 2 and "symbolic link" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "validation").exists()

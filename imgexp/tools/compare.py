@@ -5,13 +5,13 @@
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from imgexp import safe_write
 from imgexp.errors import UserError
 from imgexp.run_folder import BEST_CONFIG_FILE, RunRecord, find_runs
 from imgexp.tools.cli import run_tool
@@ -85,10 +85,8 @@ def print_table(table: list[dict[str, str]], title: str, console: Console | None
 
 
 def write_csv(table: list[dict[str, str]], path: Path) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]) if table else ["run"])
-        writer.writeheader()
-        writer.writerows(table)
+    fields = list(table[0]) if table else ["run"]
+    safe_write.write_csv(path, [fields, *([row.get(k, "") for k in fields] for row in table)])
 
 
 def compare(paths: list[Path], objective: str = "val_accuracy") -> tuple[list[dict[str, str]], list[RunRecord]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from imgexp import safe_write
 from imgexp.errors import UserError
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
                                REPORT_FILE, FinishedRun, open_run, trained_image_size, write_json)
@@ -74,8 +75,7 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     head = choose_head(len(run.class_names), "sigmoid" if model.output_shape[-1] == 1 else "softmax")
     ds = make_dataset(data, trained_image_size(model), batch_size, training=False)
     y_true, y_pred, loss = predict_split(model, ds, head)
-    out = run_dir / EVALUATION_DIR / name
-    out.mkdir(parents=True, exist_ok=True)
+    out = safe_write.checked_folder(run_dir / EVALUATION_DIR / name, run_dir)  # no link out of the run folder
     write_json(out / METRICS_FILE, {"accuracy": float((y_true == y_pred).mean()),
                                       "balanced_accuracy": balanced_accuracy(y_true, y_pred), "loss": loss,
                                       "images": int(len(y_true)), "split": name})

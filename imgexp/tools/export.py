@@ -12,10 +12,10 @@ SavedModel and TFLite exports of a mixed-precision run compute in float32
 """
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
+from imgexp import safe_write
 from imgexp.errors import UserError
 from imgexp.run_folder import EXPORT_DIR, MODEL_FILE, open_run, trained_image_size
 from imgexp.tools.cli import run_tool
@@ -37,7 +37,7 @@ def export_tflite(model, size: tuple[int, int], path: Path):
 
     signature = tf.TensorSpec([None, *size, 3], tf.float32, name="image")
     function = tf.function(lambda x: model(x, training=False)).get_concrete_function(signature)
-    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
+    safe_write.write_bytes(path, tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
 
     def predict(x):
         interpreter = tf.lite.Interpreter(model_path=str(path))
@@ -91,15 +91,19 @@ def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
 
     run = open_run(run_dir)
     path = output or run_dir / EXPORT_DIR / FORMATS[fmt]
-    if path.exists():
+    root = run_dir if output is None else path.parent  # a link out of the run folder is never written through
+    if path.exists() or path.is_symlink():  # a dangling link does not `exist`: it is refused too
         raise UserError(f"{path} exists already; remove it or choose another --output")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = safe_write.checked_target(path, root)
     model = run.load_model()
     size = trained_image_size(model)
     if fmt in ("savedmodel", "tflite"):
         model = in_float32(model)  # TFLite has no bfloat16 kernels; a SavedModel may run where none are fast
     if fmt in ("keras", "h5"):
-        shutil.copy2(run.model_path, path) if fmt == "keras" else model.save(path)
+        if fmt == "keras":
+            safe_write.copy_file(run.model_path, path, root)
+        else:
+            safe_write.write_with(path, lambda temp: model.save(temp), root)
         reloaded = keras.models.load_model(path)
         predict = lambda x: reloaded.predict(x, verbose=0)  # noqa: E731
     elif fmt == "savedmodel":
@@ -109,7 +113,7 @@ def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
         archive.track(model)
         archive.add_endpoint("serve", lambda x: model(x, training=False),
                              input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="image")])
-        archive.write_out(str(path), verbose=False)
+        safe_write.write_folder_with(path, lambda temp: archive.write_out(str(temp), verbose=False), root)
         reloaded = tf.saved_model.load(str(path))  # kept referenced: its variables live with it
         predict = reloaded.serve
     else:

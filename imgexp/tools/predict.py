@@ -7,10 +7,10 @@ tf.data; a file that is not an image is reported and skipped.
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
+from imgexp import safe_write
 from imgexp.data.folder import is_decodable
 from imgexp.errors import UserError
 from imgexp.run_folder import FinishedRun, open_run, trained_image_size
@@ -75,12 +75,9 @@ def predict(args: argparse.Namespace) -> None:
         best = row.argsort()[::-1][:top_k]
         print(f"{path}\t" + "\t".join(f"{run.class_names[i]} {row[i]:.4f}" for i in best))
     if args.output:
-        with args.output.open("w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "class", "probability", *run.class_names])
-            for path, row in zip(images, probs):
-                i = int(row.argmax())
-                writer.writerow([path, run.class_names[i], f"{row[i]:.6f}", *(f"{p:.6f}" for p in row)])
+        rows = [[path, run.class_names[int(row.argmax())], f"{row.max():.6f}", *(f"{p:.6f}" for p in row)]
+                for path, row in zip(images, probs)]
+        safe_write.write_csv(args.output, [["path", "class", "probability", *run.class_names], *rows])
         print(f"wrote {args.output} ({len(images)} images)", file=sys.stderr)
 
 
