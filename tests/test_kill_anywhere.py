@@ -75,12 +75,16 @@ def test_a_cut_oracle_state_is_rebuilt_from_the_trials(tmp_path):
     search_dir = tmp_path / "search" / "random-test"
     before = finished_trials(search_dir)
     oracle = search_dir / "oracle.json"
+    original = json.loads(oracle.read_text())
     oracle.write_text(oracle.read_text()[:40])
     again = run_in_process(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "oracle.json was damaged; rebuilt from the 2 trials on disk" in again.stdout + again.stderr
     assert finished_trials(search_dir) == before, "no finished trial ran again"
-    assert json.loads(oracle.read_text())["end_order"] == sorted(t.removeprefix("trial_") for t in before)
+    rebuilt = json.loads(oracle.read_text())
+    for key in ("start_order", "end_order", "id_to_hash", "seed", "seed_state", "hyperparameters", "retry_queue"):
+        assert rebuilt[key] == original[key], key  # what KerasTuner itself had saved
+    assert set(rebuilt["tried_so_far"]) == set(original["tried_so_far"])
 
 
 def test_a_cut_hyperband_state_is_one_line(tmp_path):

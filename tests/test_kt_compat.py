@@ -2,6 +2,7 @@
 installed release: a KerasTuner that changes one fails here, by name."""
 
 import importlib.metadata
+import json
 import tomllib
 from pathlib import Path
 
@@ -122,3 +123,13 @@ def test_the_worker_timeout_is_keras_tuners_client_timeout():
         assert oracle_client.TIMEOUT == 12.5
     finally:
         oracle_client.TIMEOUT = before
+
+
+def test_state_files_are_written_whole(tmp_path):
+    from keras_tuner.src import utils as kt_utils
+
+    kt_compat.write_state_files_atomically()
+    path = tmp_path / "oracle.json"
+    kt_utils.save_json(str(path), {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["oracle.json"], "no temporary file left beside it"

@@ -108,3 +108,12 @@ def test_a_cut_parent_state_continues_from_the_parents_best(tmp_path, caplog):
     assert metrics["status"] == "finished" and metrics["epochs_trained"] == 2
     assert [r["epoch"] for r in read_history(child / "history.csv")] == [0, 1, 2, 3]
     assert read_history(child / "history.csv")[:2] == read_history(parent / "history.csv")
+
+
+def test_a_continued_trial_matches_the_trial_trained_in_one_go(tmp_path, uninterrupted):
+    """Hyperband's promoted trial: 2 epochs in its parent, 2 more in itself, as 4 epochs in one run."""
+    parent, child = tmp_path / "trial_0000", tmp_path / "trial_0001"
+    train(parent, "trainer.epochs=2", keep_last_weights=True)
+    metrics = train(child, continuation=Continuation(parent, "0000", 2))
+    assert metrics["continued_from"] == "0000" and metrics["epochs_trained"] == 2
+    assert comparable(child) == uninterrupted

@@ -120,8 +120,6 @@ def oracle_state_from_trials(fresh: kt.Oracle, trials: list) -> dict:
     ordered = sorted(trials, key=lambda t: int(t.trial_id))
     ids = [t.trial_id for t in ordered]
     hashes = {t.trial_id: fresh._compute_values_hash(t.hyperparameters.values) for t in ordered}
-    if ordered:
-        state["hyperparameters"] = ordered[0].hyperparameters.get_config()
     state.update(
         ongoing_trials={}, start_order=ids, end_order=[t.trial_id for t in ordered if t.status in ENDED],
         run_times={i: 1 for i in ids}, retry_queue=[t.trial_id for t in ordered if t.status not in ENDED],

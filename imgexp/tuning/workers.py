@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgexp import safe_write
 from imgexp.errors import EXIT_USER_ERROR, UserError
 
 log = logging.getLogger("imgexp.search")
@@ -107,7 +108,9 @@ class LocalWorkers:
         env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": worker.gpu} if worker.gpu is not None else {})}
         command = worker_command("search.distributed.role=worker", f"search.distributed.address={self.address}",
                                  f"search.distributed.tuner_id={worker.tuner_id}", f"hydra.run.dir={run_dir}")
-        with worker.log_path.open("w") as out:
+        # A fresh log per start (the folder is new); opened without following a link at its name.
+        fd = os.open(worker.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as out:
             worker.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         worker.pids.append(worker.process.pid)
         log.info("started %s (pid %d%s), log: %s", worker.tuner_id, worker.process.pid,
@@ -118,7 +121,7 @@ class LocalWorkers:
         """workers.json in the chief's run dir: which process is which worker, and its log."""
         status = {w.tuner_id: {"pid": w.pids[-1] if w.pids else None, "pids": w.pids, "starts": w.starts,
                                "log": str(w.log_path)} for w in self.workers}
-        (self.run_dir.parent / "workers.json").write_text(json.dumps(status, indent=1))
+        safe_write.write_text(self.run_dir.parent / "workers.json", json.dumps(status, indent=1))
 
     def check(self, oracle) -> None:
         """Start again any worker that died; stop the search with one line if one cannot go on."""
