@@ -5,7 +5,10 @@ as one job (job.py). TensorFlow is imported inside the task, so `--help` and
 `--cfg job` answer without it.
 """
 
+import logging
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import hydra
@@ -16,16 +19,22 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from imgexp.config import config_path, register_configs
-from imgexp.errors import UserError, exit_with
+from imgexp.errors import EXIT_INTERRUPTED, Interrupted, UserError, exit_with
 from imgexp.job import run_job, run_sweep_job
+from imgexp.run_folder import is_finished, write_failure
 
 register_configs()
+log = logging.getLogger("imgexp")
+# What this process is running, for the one line a Ctrl-C ends in: mode, run or sweep folder.
+started: dict[str, object] = {}
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir, choices = Path(hydra_cfg.runtime.output_dir), dict(hydra_cfg.runtime.choices)
+    started.update(search=cfg.get("tuner") is not None, run_dir=run_dir, multirun=hydra_cfg.mode == RunMode.MULTIRUN,
+                   sweep_dir=Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir)
     if cfg.get("tuner") is not None:
         from imgexp.tensorflow_runtime import import_tensorflow
 
@@ -42,9 +51,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # as given, or relative to where it started
         return run_sweep_job(cfg, run_dir, choices, sweep_dir)
+    log.info("run folder: %s", run_dir)
     try:
         metrics = run_job(cfg, run_dir, choices)
     except UserError as err:  # exit here: Hydra would add its own lines around an exception
+        if not is_finished(run_dir):  # compare and TensorBoard show it as failed, with its reason
+            write_failure(run_dir, str(err))
         exit_with(str(err))
     return metrics["val_accuracy"]
 
@@ -87,6 +99,20 @@ def describe_launcher_failure(err: Exception) -> str | None:
             "run the same command with hydra.sweep.dir=<the sweep output dir above> to run the rest")
 
 
+def resume_line(where: str) -> str:
+    """What a Ctrl-C prints: where it stopped and the command that goes on from there."""
+    args = [a for a in sys.argv[1:] if not a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    command = lambda *extra: shlex.join(["python", "-m", "imgexp", *args, *extra])  # noqa: E731
+    where = f" {where}" if where else ""
+    if started.get("search"):
+        return f"imgexp: interrupted{where}; the same command resumes the search: {command()}"
+    if started.get("multirun"):
+        return f"imgexp: interrupted{where}; resume the sweep with: {command('hydra.sweep.dir=' + str(started['sweep_dir']))}"
+    if "run_dir" in started:
+        return f"imgexp: interrupted{where}; resume with: {command('hydra.run.dir=' + str(started['run_dir']))}"
+    return "imgexp: interrupted before the run started"
+
+
 def main() -> None:
     """Console entry: user errors end in one line and exit 2; bugs still raise."""
     # Hydra would print config errors over several lines; have it raise so we can say one.
@@ -94,6 +120,9 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _hydra_main()
+    except KeyboardInterrupt as err:  # Ctrl-C: one line and how to go on, no traceback
+        print(resume_line(err.where if isinstance(err, Interrupted) else ""), file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     except UserError as err:
         exit_with(str(err))
     except (HydraException, OmegaConfBaseException) as err:

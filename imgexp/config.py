@@ -67,10 +67,14 @@ class Monitor(str, Enum):
 @dataclass
 class DatasetConfig:
     name: str = MISSING
-    path: Optional[str] = None  # folder dataset: PATH/train/<class>/*, PATH/validation/<class>/*
+    path: Optional[str] = None  # folder: PATH/train/<class>/* or PATH/<class>/*; csv: the labels CSV
     image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
     batch_size: int = 32
-    validation_split: float = 0.2  # used when there is no PATH/validation/
+    validation_split: float = 0.2  # used when there is no PATH/validation/ (or split column)
+    test_split: float = 0.0  # folder, csv: a seeded share carved out as the test split where none is given
+    images: Optional[str] = None  # csv: the folder its file names are relative to; null: the CSV's folder
+    file_column: Optional[str] = None  # csv: null guesses filename, file, image, image_id or path
+    label_column: Optional[str] = None  # csv: null guesses label, class or category
     cache: Optional[str] = "auto"  # auto (memory when it fits) | memory | a file path | null (stream from disk)
     cache_ram_share: float = 0.5  # auto: keep decoded images in memory up to this share of the available RAM
     on_bad_image: OnBadImage = OnBadImage.skip
@@ -280,11 +284,19 @@ def validate(cfg: Config) -> None:
         raise UserError(f"dataset.batch_size={ds.batch_size}: must be >= 1")
     if not 0.0 < ds.validation_split < 1.0:
         raise UserError(f"dataset.validation_split={ds.validation_split}: must be between 0 and 1")
+    if not 0.0 <= ds.test_split < 1.0 or ds.validation_split + ds.test_split >= 1.0:
+        raise UserError(f"dataset.test_split={ds.test_split}: must be in [0, 1), with validation_split + test_split < 1")
     if ds.name == "folder":
         if not ds.path:
-            raise UserError("dataset=folder needs dataset.path=DIR (with DIR/train/<class>/ images)")
+            raise UserError("dataset=folder needs dataset.path=DIR (with DIR/<class>/ or DIR/train/<class>/ images)")
         if not Path(ds.path).is_dir():
             raise UserError(f"dataset.path={ds.path}: no such folder")
+    if ds.name == "csv":
+        if not ds.path or not Path(ds.path).is_file():
+            raise UserError(f"dataset.path={ds.path}: no such file; dataset=csv reads a labels CSV "
+                            "(dataset.path=labels.csv, a file column and a label column)")
+        if ds.images is not None and not Path(ds.images).is_dir():
+            raise UserError(f"dataset.images={ds.images}: no such folder")
     if ds.cache not in (None, "memory", "auto") and not Path(ds.cache).parent.is_dir():
         raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use auto, memory, null or a path in an existing folder")
     if not 0.0 < ds.cache_ram_share <= 1.0:

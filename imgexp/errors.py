@@ -4,6 +4,7 @@ import sys
 from typing import NoReturn
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (128 + SIGINT)
 
 
 class UserError(Exception):
@@ -11,6 +12,14 @@ class UserError(Exception):
 
     The message is one line that names the key or file and says the fix.
     """
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with where it stopped (`at epoch 5/15`, `after trial 3 of 6`) for the one line the CLI prints."""
+
+    def __init__(self, where: str):
+        super().__init__(where)
+        self.where = where
 
 
 def error_line(message: object, prog: str = "imgexp") -> str:

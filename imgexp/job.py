@@ -26,6 +26,19 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
+def check_unread(config: Config, choices: dict[str, Any], strict: bool) -> None:
+    """A key set but not read by this run: refused (`strict`, one run), or said once in the log (a sweep's
+    job or a search's trial, where the key may apply to other jobs)."""
+    from imgexp.compose import compose_config
+    from imgexp.config_use import option_overrides, unread_settings
+
+    found = unread_settings(config, compose_config(option_overrides(choices))[0])
+    if found and strict:
+        raise UserError(found[0])
+    for sentence in found:
+        log.warning("%s (this job ignores it)", sentence)
+
+
 def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False,
             plots: bool = True, cohort: Path | None = None, continuation=None,
             keep_last_weights: bool = False) -> dict[str, float]:
@@ -40,6 +53,7 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
     hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     try:
         config = to_config(cfg)
+        check_unread(config, choices, strict=not record_failures)
     except UserError:
         if record_failures:
             from imgexp.tracking.tensorboard import record_failed_session

@@ -10,12 +10,13 @@ from PIL import Image
 
 from conftest import write_class_folders
 from imgexp.data.folder import load_folder_source
+from imgexp.data.load import ListingRequest
 from imgexp.data.pipeline import make_dataset
 from imgexp.errors import UserError
 
 
 def load(root, on_bad_image="skip"):
-    return load_folder_source(str(root), validation_split=0.25, seed=0, on_bad_image=on_bad_image)
+    return load_folder_source(ListingRequest("folder", str(root), 0.25, 0, on_bad_image))
 
 
 def test_train_and_validation_folders(image_folder):
@@ -86,7 +87,7 @@ def test_image_corrupt_past_its_header_is_skipped_in_the_pipeline(tmp_path):
 @pytest.mark.parametrize(
     "make_layout, message",
     [
-        (lambda root: (root / "images").mkdir(), "no train/ folder"),
+        (lambda root: (root / "images").mkdir(), "no images in this class folder"),
         (lambda root: (root / "train").mkdir(), "no class folders"),
         (lambda root: write_class_folders(root / "train", ["only"], per_class=3), "only one class"),
         (lambda root: (write_class_folders(root / "train", ["a", "b"], per_class=3), (root / "train/c").mkdir()),

@@ -1,4 +1,4 @@
-"""The tutorial's folder layout: PATH/{train,validation,test}/<class>/<image files>.
+"""Folders of images: the tutorial's PATH/{train,validation,test}/<class>/<files>, or PATH/<class>/<files>.
 
 Only file names are listed here (and each file's header checked); images are
 decoded later, streaming, by the tf.data pipeline.
@@ -79,29 +79,47 @@ def read_matching_split(split_dir: Path, class_names: list[str], on_bad_image: s
     return to_split(by_class, class_names)
 
 
-def split_off_validation(train: Split, validation_split: float, seed: int) -> tuple[Split, Split]:
-    """Seeded (stratified where every class allows it) validation files from train/."""
+def split_off(train: Split, share: float, seed: int) -> tuple[Split, Split]:
+    """A seeded share of `train` (stratified where every class allows it) as a split of its own."""
     from sklearn.model_selection import train_test_split  # slow to import; `predict --help` must not wait
 
     counts = np.bincount(train.labels)
     stratify = train.labels if counts.min() >= 2 else None
     idx_train, idx_val = train_test_split(
-        np.arange(len(train)), test_size=validation_split, random_state=seed, stratify=stratify
+        np.arange(len(train)), test_size=share, random_state=seed, stratify=stratify
     )
     pick = lambda idx: Split(labels=train.labels[idx], paths=[train.paths[i] for i in idx])  # noqa: E731
     return pick(np.sort(idx_train)), pick(np.sort(idx_val))
 
 
-def load_folder_source(path: str, validation_split: float, seed: int, on_bad_image: str) -> ImageSource:
-    root = Path(path)
-    train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise UserError(f"dataset.path={path}: no train/ folder; expected {path}/train/<class>/<images>")
-    class_names, by_class = read_split(train_dir, on_bad_image)
+def carve_splits(train: Split, validation: Split | None, test: Split | None, request) -> tuple[Split, Split, Split | None]:
+    """The test split (`dataset.test_split`, where none is given), then validation (`dataset.validation_split`),
+    carved out of train, each seeded and stratified."""
+    if test is None and request.test_split > 0:
+        train, test = split_off(train, request.test_split, request.seed)
+    if validation is None:
+        train, validation = split_off(train, request.validation_split, request.seed)
+    return train, validation, test
+
+
+SPLIT_FOLDERS = ("train", "validation", "test")
+
+
+def load_folder_source(request) -> ImageSource:
+    """PATH/train/<class>/ (with optional validation/ and test/), or PATH/<class>/ with no split at all
+    (keras.utils.image_dataset_from_directory's layout, tf_flowers'): told apart by PATH/train/."""
+    root, on_bad = Path(request.path), request.on_bad_image
+    if not (root / "train").is_dir():
+        stray = [name for name in SPLIT_FOLDERS[1:] if (root / name).is_dir()]
+        if stray:
+            raise UserError(f"dataset.path={request.path}: has {stray[0]}/ but no train/; put the training images "
+                            f"in {request.path}/train/<class>/, or give class folders only")
+        class_names, by_class = read_split(root, on_bad)
+        train, validation, test = carve_splits(to_split(by_class, class_names), None, None, request)
+        return ImageSource(class_names=class_names, train=train, validation=validation, test=test)
+    class_names, by_class = read_split(root / "train", on_bad)
     train = to_split(by_class, class_names)
-    if (root / "validation").is_dir():
-        validation = read_matching_split(root / "validation", class_names, on_bad_image)
-    else:
-        train, validation = split_off_validation(train, validation_split, seed)
-    test = read_matching_split(root / "test", class_names, on_bad_image) if (root / "test").is_dir() else None
+    validation = read_matching_split(root / "validation", class_names, on_bad) if (root / "validation").is_dir() else None
+    test = read_matching_split(root / "test", class_names, on_bad) if (root / "test").is_dir() else None
+    train, validation, test = carve_splits(train, validation, test, request)
     return ImageSource(class_names=class_names, train=train, validation=validation, test=test)

@@ -1,13 +1,44 @@
-"""Pick a dataset by its config name."""
+"""Pick a dataset by its config name, from a request that says everything its listing depends on."""
 
-from imgexp.data.digits import load_digits_source
-from imgexp.data.folder import load_folder_source
+from dataclasses import dataclass
+from pathlib import Path
+
 from imgexp.data.source import ImageSource
 
 
-def load_source(name: str, path: str | None, validation_split: float, seed: int, on_bad_image: str) -> ImageSource:
-    if name == "digits":
-        return load_digits_source(validation_split, seed)
-    if name == "folder":
-        return load_folder_source(path, validation_split, seed, on_bad_image)
-    raise ValueError(f"unknown dataset {name!r}")  # the config group offers only these
+@dataclass(frozen=True)
+class ListingRequest:
+    """What decides a dataset's listing (its files, labels and splits); hashable, so a process lists it once."""
+
+    name: str  # digits | folder | csv
+    path: str | None
+    validation_split: float
+    seed: int
+    on_bad_image: str
+    test_split: float = 0.0  # folder, csv: a share carved out as the test split where none is given
+    images: str | None = None  # csv: the folder its file names are relative to (default: the CSV's folder)
+    file_column: str | None = None  # csv: null guesses from the usual headers
+    label_column: str | None = None
+
+    @property
+    def root(self) -> str | None:
+        """The folder image names are relative to (in split.csv, the fingerprint, the duplicates report)."""
+        if self.name == "csv":
+            return self.images or str(Path(self.path).parent)
+        return self.path
+
+
+def load_source(request: ListingRequest) -> ImageSource:
+    if request.name == "digits":
+        from imgexp.data.digits import load_digits_source
+
+        return load_digits_source(request.validation_split, request.seed)
+    if request.name == "folder":
+        from imgexp.data.folder import load_folder_source
+
+        return load_folder_source(request)
+    if request.name == "csv":
+        from imgexp.data.csv_source import load_csv_source
+
+        return load_csv_source(request)
+    raise ValueError(f"unknown dataset {request.name!r}")  # the config group offers only these

@@ -35,7 +35,7 @@ def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path
     """(name, Split) to evaluate on, with the same classes as the run."""
     from imgexp.data.checks import handle_duplicates
     from imgexp.data.folder import read_matching_split
-    from imgexp.data.load import load_source
+    from imgexp.data.load import ListingRequest, load_source
 
     if folder is not None:
         if not folder.is_dir():
@@ -47,14 +47,17 @@ def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path
         if not Path(dataset_path).is_dir():
             raise UserError(f"dataset.path={dataset_path}: no such folder")
         ds = {**ds, "name": "folder", "path": dataset_path}
-    source = load_source(ds["name"], ds.get("path"), ds["validation_split"], config["trainer"]["seed"],
-                         ds.get("on_bad_image", "skip"))
+    request = ListingRequest(ds["name"], ds.get("path"), ds["validation_split"], config["trainer"]["seed"],
+                             ds.get("on_bad_image", "skip"), ds.get("test_split", 0.0), ds.get("images"),
+                             ds.get("file_column"), ds.get("label_column"))
+    source = load_source(request)
     if source.class_names != run.class_names:
         raise UserError(f"the data has classes {source.class_names}, the model {run.class_names}; give matching folders")
-    source = handle_duplicates(source, ds.get("path"), ds.get("on_duplicate", "warn"))  # as the run did
+    source = handle_duplicates(source, request.root, ds.get("on_duplicate", "warn"))  # as the run did
     if split == "test":
         if source.test is None:
-            raise UserError(f"dataset.path={ds.get('path')}: no test/ folder; use --split validation or --folder DIR")
+            raise UserError(f"dataset.path={ds.get('path')}: no test split (no test/ folder, split column or "
+                            "dataset.test_split); use --split validation or --folder DIR")
         return "test", source.test
     return "validation", source.validation
 

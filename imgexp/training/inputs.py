@@ -11,7 +11,7 @@ from imgexp.data.augment import RandomAffine
 from imgexp.data.checks import handle_duplicates, report_class_balance
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
 from imgexp.data.in_memory import in_memory, is_decoded
-from imgexp.data.load import load_source
+from imgexp.data.load import ListingRequest, load_source
 from imgexp.data.pipeline import EpochCounter, make_dataset
 from imgexp.data.source import ImageSource
 
@@ -22,27 +22,28 @@ def image_count(source: ImageSource) -> int:
     return sum(len(split) for split in source.splits().values())
 
 
-def listing_key(cfg: Config) -> tuple:
+def listing_request(cfg: Config) -> ListingRequest:
     ds = cfg.dataset
-    return (ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value)
+    return ListingRequest(ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value,
+                          ds.test_split, ds.images, ds.file_column, ds.label_column)
 
 
 def dataset_key(cfg: Config) -> tuple:
     """What decides a run's images: the listing, the duplicates policy and the image size."""
-    return (*listing_key(cfg), cfg.dataset.on_duplicate.value, tuple(cfg.dataset.image_size))
+    return (listing_request(cfg), cfg.dataset.on_duplicate.value, tuple(cfg.dataset.image_size))
 
 
-_listings: dict[tuple, ImageSource] = {}
+_listings: dict[ListingRequest, ImageSource] = {}
 
 
 def checked_listing(cfg: Config) -> ImageSource:
     """The dataset's files (or in-memory images) and labels, listed once per process, with
     duplicates across splits handled as `dataset.on_duplicate` says and the class balance logged."""
-    key = listing_key(cfg)
-    if key not in _listings:  # a folder's headers are read once per search, not once per trial
-        _listings[key] = load_source(*key)
+    request = listing_request(cfg)
+    if request not in _listings:  # a folder's headers are read once per search, not once per trial
+        _listings[request] = load_source(request)
     ds = cfg.dataset
-    source = handle_duplicates(_listings[key], ds.path, ds.on_duplicate.value)
+    source = handle_duplicates(_listings[request], request.root, ds.on_duplicate.value)
     report_class_balance(source, ds.small_class_share)
     return source
 

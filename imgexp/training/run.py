@@ -19,14 +19,14 @@ import tensorflow as tf
 
 from imgexp.config import Config
 from imgexp.data.source import ImageSource
-from imgexp.errors import UserError
+from imgexp.errors import Interrupted, UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
-from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, HISTORY_FILE,
-                               LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, REPORT_FILE, TENSORBOARD_DIR,
+from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, FAILED_FILE,
+                               HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, REPORT_FILE, TENSORBOARD_DIR,
                                best_row, is_finished, read_history, write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
@@ -36,7 +36,7 @@ from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
-from imgexp.training.inputs import load_images, make_datasets
+from imgexp.training.inputs import listing_request, load_images, make_datasets
 from imgexp.training.pruning import make_pruner, pruned_decision
 from imgexp.training.strategy import distribution_strategy
 
@@ -139,7 +139,13 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
     may continue this one.
     """
     with FolderLock(run_dir, "run"):  # one process at a time writes a run folder
-        return locked_run(cfg, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
+        try:
+            return locked_run(cfg, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
+        except KeyboardInterrupt as err:
+            if isinstance(err, Interrupted):
+                raise
+            done, total = len(read_history(run_dir / HISTORY_FILE)), cfg.trainer.epochs + cfg.trainer.fine_tune_epochs
+            raise Interrupted(f"at epoch {min(done + 1, total)}/{total}" if done else "before its first epoch") from None
 
 
 def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: Path | None,
@@ -148,6 +154,7 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
     cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
     hparams = {**hparams, "trainer.precision": cfg.trainer.precision.value}
     safe_write.remove_leftovers(run_dir)
+    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # an earlier attempt's failure; this one starts over
     if is_finished(run_dir):
         raise UserError(f"{run_dir} already holds a finished run ({METRICS_FILE}); choose another hydra.run.dir")
     image_size = tuple(cfg.dataset.image_size)
@@ -160,7 +167,7 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
     with runtime_settings(cfg):
         try:
             source, cache, listing = load_images(cfg)
-            record_data(run_dir, listing, cfg.dataset.path, resumed, recorder)
+            record_data(run_dir, listing, listing_request(cfg).root, resumed, recorder)
             inputs = make_datasets(cfg, source, cache)
             head = choose_head(source.num_classes, cfg.model.head.value)
             strategy = distribution_strategy(cfg.trainer.strategy)

@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import keras_tuner as kt
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from imgexp import safe_write
 from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
-from imgexp.errors import UserError
+from imgexp.errors import Interrupted, UserError
+from imgexp.job import check_unread, to_config
 from imgexp.folder_lock import LOCK_FILE, FolderLock
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFUSION_FILE, HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE,
                                PROVENANCE_FILE, REPORT_FILE, SPLIT_FILE, read_run, write_json)
@@ -153,6 +155,7 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     """
     tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
     check_search_settings(cfg, tuner_cfg)
+    check_unread(to_config(cfg), choices, strict=True)  # e.g. tuner.max_trials under tuner=hyperband
     dist = cfg.search.distributed
     role = distributed.role_of(dist)
     run_dir = run_dir or Path.cwd()
@@ -235,6 +238,11 @@ def search_here(tuner: BudgetedTuner, chief_address: str | None) -> bool:
 
     try:
         tuner.search(verbose=0)
+    except KeyboardInterrupt:
+        ended = sum(read_run(d).done for d in tuner.search_dir.glob("trial_*"))  # finished or pruned, on disk
+        sized = isinstance(tuner.oracle, (kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle))
+        total = tuner.oracle.max_trials if sized else None  # grid and Hyperband size themselves
+        raise Interrupted(f"after {ended} finished trial(s)" + (f" of {total}" if total else "")) from None
     except HandOver:
         sys.exit(workers.EXIT_RECYCLE)  # the supervisor starts a fresh worker, which resumes the search
     except grpc.RpcError as err:

@@ -1,0 +1,59 @@
+"""Ctrl-C: one line saying where it stopped and the command that resumes, exit status 130."""
+
+import json
+import re
+import shlex
+import signal
+import subprocess
+import time
+
+from conftest import TINY, cli_command, cli_env, run_cli, search_args
+from imgexp.folder_lock import is_locked
+from imgexp.run_folder import find_runs, read_history
+
+
+def interrupt_when(args, cwd, ready, timeout=300):
+    """Start `python -m imgexp ARGS`, send SIGINT (Ctrl-C) once `ready()`; (exit code, stderr)."""
+    process = subprocess.Popen(cli_command(*args), cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_of_a_run_is_one_line_and_its_command_resumes(tmp_path):
+    args = [*TINY, "trainer.epochs=60", "trainer.early_stopping_patience=0"]
+    outputs = tmp_path / "outputs"
+    runs = lambda: list(outputs.glob("*/*/history.csv"))  # noqa: E731
+    code, stderr = interrupt_when(args, tmp_path, lambda: bool(runs()) and len(read_history(runs()[0])) >= 2)
+    assert code == 130
+    assert "Traceback" not in stderr
+    [line] = [l for l in stderr.splitlines() if l.startswith("imgexp:")]
+    assert line.startswith("imgexp: interrupted at epoch ") and "/60; resume with: python -m imgexp " in line
+    run_dir = runs()[0].parent
+    [record] = find_runs([outputs])
+    assert record.status == "interrupted" and not is_locked(run_dir)
+    done = len(read_history(run_dir / "history.csv"))
+    command = shlex.split(line.split("resume with: ", 1)[1])
+    assert command[-1] == f"hydra.run.dir={run_dir}"
+    # The printed command with fewer epochs would be another run; the same command resumes this one.
+    resumed = subprocess.run(command[:3] and cli_command(*command[3:]), cwd=tmp_path, env=cli_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming the interrupted run" in resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_run"] == 60 > done
+
+
+def test_ctrl_c_of_a_search_says_after_which_trial_and_the_same_command_resumes(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003]}, "trainer.epochs=3")
+    search_dir = tmp_path / "search" / "grid-test"
+    code, stderr = interrupt_when(args, tmp_path, lambda: len(list(search_dir.glob("trial_*/metrics.json"))) >= 1 and bool(list(search_dir.glob("trial_*/history.csv"))[1:]))
+    assert code == 130 and "Traceback" not in stderr
+    [line] = [l for l in stderr.splitlines() if l.startswith("imgexp:")]
+    assert re.match(r"imgexp: interrupted after [12] finished trial\(s\); the same command resumes the search: ", line)
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list(search_dir.glob("trial_*/metrics.json"))) == 3
