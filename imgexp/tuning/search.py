@@ -155,7 +155,6 @@ def run_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, An
     """
     tuner_cfg: TunerConfig = OmegaConf.to_object(cfg.tuner)
     check_search_settings(cfg, tuner_cfg)
-    check_unread(to_config(cfg), choices, strict=True)  # e.g. tuner.max_trials under tuner=hyperband
     dist = cfg.search.distributed
     role = distributed.role_of(dist)
     run_dir = run_dir or Path.cwd()
@@ -190,6 +189,7 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
         if not overwrite:
             check_same_search(search_dir, identity)
         check_base_config(base_cfg)
+        check_unread(to_config(cfg), choices, strict=True)  # e.g. tuner.max_trials under tuner=hyperband
     if overwrite:
         clear_search_folder(search_dir)
     elif role is not Role.worker:
