@@ -66,7 +66,7 @@ class SweepSummary(Callback):
     """After `python -m imgexp -m ...`: every job ranked in one table; exit 1 if any failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from imgexp.tools.compare import compare, print_table  # rich and yaml only: cheap
+        from imgexp.run_table import compare, print_table  # rich and yaml only: cheap
 
         sweep_dir = Path(config.hydra.sweep.dir)
         table, records = compare([sweep_dir])

@@ -218,7 +218,7 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
 
 def report(tuner: BudgetedTuner, search_dir: Path, tuner_cfg: TunerConfig, stopped_early: bool) -> float | None:
     """The ranked table and best/; the best score, or one line if too many trials failed in a row."""
-    from imgexp.tools.compare import compare, print_table
+    from imgexp.run_table import compare, print_table
 
     table, _ = compare([search_dir], tuner_cfg.objective.value)
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
