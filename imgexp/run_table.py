@@ -63,7 +63,7 @@ def mixed_data_warning(records: list[RunRecord]) -> str | None:
 
 FIRST_COLUMNS = ("rank", "run", "status", "val_accuracy", "val_loss")  # always shown, in this order
 LATER_COLUMNS = ("val_balanced_accuracy", "train_accuracy", "epochs_run", "seconds", "data", "continued_from")
-CELL_MAX = {"run": 32, "error": 40}  # longer values are cut (the CSV keeps them whole)
+CELL_MAX = {"run": 32, "error": 56}  # longer values are cut (the CSV keeps them whole)
 DEFAULT_CELL_MAX = 24
 CELL_PADDING = 3  # rich's padding and border per column
 

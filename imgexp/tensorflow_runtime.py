@@ -24,6 +24,7 @@ START_UP_NOISE = re.compile(
     r"|^[IW]\d{4} "  # absl INFO and WARNING lines: TF_CPP_MIN_LOG_LEVEL=2 means not to show them
     r"|cuda_platform\.cc:\d+\] failed call to cuInit"  # no GPU here; the run logs the device and precision it uses
     r"|^To enable the following instructions: .* rebuild TensorFlow"  # cpu_feature_guard's second line
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU"  # LiteRT's interpreter, at its first run
 )
 
 
@@ -51,6 +52,20 @@ def native_stderr_captured():
             os.close(saved)
             capture.seek(0)
             lines.extend(capture.read().decode(errors="replace").splitlines())
+
+
+@contextmanager
+def native_noise_dropped():
+    """Run a block whose C++ code may print start-up noise; pass on every other line it writes."""
+    if wants_native_logs():
+        yield
+        return
+    try:
+        with native_stderr_captured() as lines:
+            yield
+    finally:
+        for line in without_noise(lines):
+            print(line, file=sys.stderr)
 
 
 def import_tensorflow() -> ModuleType:

@@ -58,7 +58,7 @@ def test_the_table_fits_the_terminal(outputs, width):
     assert "val_accuracy" in header and "status" in header
     if width == 120:
         assert "model.name" in result.stdout and "optimizer.lr" in result.stdout, "the keys that were set come first"
-        assert "OSError: weights cannot b… (failed.json)" in result.stdout, "an error: its first line"
+        assert "OSError: weights cannot be downloaded (failed.json)" in result.stdout, "an error: its first line"
 
 
 def test_columns_choose_and_the_csv_keeps_everything(outputs, tmp_path):

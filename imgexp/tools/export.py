@@ -12,7 +12,9 @@ SavedModel and TFLite exports of a mixed-precision run compute in float32
 """
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from imgexp import safe_write
@@ -40,12 +42,18 @@ def export_tflite(model, size: tuple[int, int], path: Path):
     safe_write.write_bytes(path, tf.lite.TFLiteConverter.from_concrete_functions([function], model).convert())
 
     def predict(x):
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-        interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(x.shape))
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-        interpreter.invoke()
-        return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+        # LiteRT's interpreter: what runs the model on a phone or a board (tf.lite.Interpreter is deprecated).
+        from ai_edge_litert.interpreter import Interpreter
+
+        from imgexp.tensorflow_runtime import native_noise_dropped
+
+        with native_noise_dropped():
+            interpreter = Interpreter(model_path=str(path))
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], list(x.shape))
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+            interpreter.invoke()
+            return np.asarray(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
 
     return predict
 
@@ -80,6 +88,18 @@ def in_float32(model):
     return clone
 
 
+@contextmanager
+def absl_quiet():
+    """Keras' absl warnings about the legacy HDF5 format, for a user who chose that format."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
 def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
     """Write the export; return its path and its largest difference from the Keras model."""
     import numpy as np
@@ -103,8 +123,10 @@ def export(run_dir: Path, fmt: str, output: Path | None) -> tuple[Path, float]:
         if fmt == "keras":
             safe_write.copy_file(run.model_path, path, root)
         else:
-            safe_write.write_with(path, lambda temp: model.save(temp), root)
-        reloaded = keras.models.load_model(path)
+            with absl_quiet():  # "HDF5 is legacy" (asked for) and "not compiled" (a model for inference)
+                safe_write.write_with(path, lambda temp: model.save(temp), root)
+        with absl_quiet():
+            reloaded = keras.models.load_model(path)
         predict = lambda x: reloaded.predict(x, verbose=0)  # noqa: E731
     elif fmt == "savedmodel":
         # Not model.export(): its `serve` endpoint ran the nested classifier with dropout

@@ -91,6 +91,11 @@ def write_experiment(root: Path, searched: list[Searched], hparams: dict[str, HP
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("events.out.tfevents.*"):  # a resumed search or sweep: one experiment, the latest
         old.unlink()
+    # TensorBoard's writer reaches for tf.io.gfile, importing TensorFlow if it is installed: import it here
+    # first, without its C++ start-up lines (a multirun's parent process gets here before any job).
+    from imgexp.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     writer = EventFileWriter(str(out))
     writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
     writer.close()

@@ -39,6 +39,7 @@ OBJECTIVES = ("val_accuracy", "val_loss")  # what a trial reports to the oracle
 HYPERBAND_EPOCHS = "tuner/epochs"
 HYPERBAND_PARENT = "tuner/trial_id"
 HYPERBAND_INITIAL_EPOCH = "tuner/initial_epoch"
+LIBRARY_ERROR_PREFIX = re.compile(r"^keras_tuner(\.\w+)*\.FailedTrialError: ")  # KerasTuner's message wrapping
 TRIAL_ID = re.compile(r"\d{1,12}")
 
 
@@ -185,7 +186,8 @@ def outcome(trial, objective: str) -> str:
     if trial.metrics.exists(objective):
         return f"{objective}={trial.metrics.get_best_value(objective):.4f}"
     last_line = (trial.message or "").strip().splitlines()[-1:]
-    return f"{trial.status.lower()}: {last_line[0] if last_line else ''}"
+    reason = LIBRARY_ERROR_PREFIX.sub("", last_line[0]) if last_line else ""  # the reason, not the library's class
+    return f"{trial.status.lower()}: {reason}"
 
 
 def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, ended_here: int) -> str:
