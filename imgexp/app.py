@@ -5,6 +5,7 @@ as one job (job.py). TensorFlow is imported inside the task, so `--help` and
 `--cfg job` answer without it.
 """
 
+import difflib
 import logging
 import os
 import shlex
@@ -72,18 +73,57 @@ def describe_config_error(err: Exception) -> str:
         group = Path(err.missing_cfg_file).parent.name if err.missing_cfg_file else "option"
         wrong = Path(err.missing_cfg_file).name if err.missing_cfg_file else "?"
         options = sorted(err.options)
-        return f"{group}={wrong}: no such option; choose one of {', '.join(options)}"
+        plugin = PLUGINS.get((group, wrong))
+        if plugin:
+            return f"hydra/{group}={wrong}: not installed; pip install {plugin}, then run the command again"
+        hint = nearest(wrong, options)
+        return f"{group}={wrong}: no such option{hint}{' Or' if hint else ';'} choose one of {', '.join(options)}"
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     key = getattr(cause, "full_key", None)
     msg = getattr(cause, "msg", None) or str(cause).splitlines()[0]
     msg = msg.splitlines()[0]
     if key and "not in" in msg:  # "Key 'x' not in 'CNNConfig'", "... not in struct"
-        return f"{key}: unknown config key ({msg}); check the spelling, `python -m imgexp --cfg job` lists the keys"
+        hint = nearest_key(key) or "; check the spelling"
+        return f"{key}: unknown config key{hint} (`python -m imgexp --cfg job` lists every key)"
+    if key and key.endswith(("image_size", "input_size")) and "is not a ListConfig" in msg:
+        value = getattr(cause, "value", None)
+        example = f"[{value},{value}]" if isinstance(value, int) else "[height,width]"
+        return f"{key}={value}: give [height,width], e.g. '{key}={example}'"
     if key and "Missing mandatory value" in msg:
         return f"{key}: needs a value; add {key}=... to the command"
     if key:
         return f"{key}: {msg}"
     return msg
+
+
+# Hydra plugins imgexp documents: (group, option) -> what to install.
+PLUGINS = {("launcher", "joblib"): "'imgexp[joblib]' (hydra-joblib-launcher)",
+           ("launcher", "submitit_local"): "'imgexp[slurm]' (hydra-submitit-launcher)",
+           ("launcher", "submitit_slurm"): "'imgexp[slurm]' (hydra-submitit-launcher)",
+           ("launcher", "ray"): "hydra-ray-launcher", ("sweeper", "optuna"): "hydra-optuna-sweeper"}
+# Names people bring from Keras and other tools: what imgexp calls them.
+ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "patience": "early_stopping_patience",
+           "img_size": "image_size", "target_size": "image_size", "val_split": "validation_split",
+           "validation_size": "validation_split", "augment": "augmentation", "backbone": "model"}
+
+
+def nearest(wrong: str, names: list[str]) -> str:
+    """`; did you mean X?` for the closest name, or nothing."""
+    if wrong in ALIASES and ALIASES[wrong] in names:
+        return f"; did you mean {ALIASES[wrong]}?"
+    close = difflib.get_close_matches(wrong, names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def nearest_key(key: str) -> str:
+    """The suggestion for an unknown `group.key`, from the keys of the group's schema."""
+    from imgexp.config_use import schema_keys
+
+    group, _, leaf = key.rpartition(".")
+    top = group.split(".")[0] if group else ""
+    names = sorted(schema_keys().get(top, set())) if group else sorted(schema_keys())
+    hint = nearest(leaf, names)
+    return hint.replace("did you mean ", f"did you mean {group}.") if group and hint else hint
 
 
 # Launchers' errors for a job process that died (killed, out of memory): no traceback needed.

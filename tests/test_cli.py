@@ -67,7 +67,7 @@ def test_config_errors_are_one_clear_line(override, names, tmp_path):
 def test_help_lists_only_real_options():
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0, result.stderr
-    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    groups = result.stdout.split("== Config groups ==")[1].split("== Tools")[0]
     assert "model: cnn, inceptionv3, mobilenetv2, resnet50" in groups
     assert "schema" not in groups, groups
 

@@ -13,7 +13,7 @@ from imgexp.errors import UserError
 def check_search_settings(cfg: DictConfig, tuner_cfg: TunerConfig) -> None:
     """Settings that cannot make a search, refused before any trial or worker starts."""
     if tuner_cfg.name.value == "hyperband" and cfg.pruner.name != "none":
-        raise UserError(f"pruner={cfg.pruner.name} with tuner=hyperband: Hyperband already stops its weaker trials "
+        raise UserError(f"pruner={cfg.pruner.name.value} with tuner=hyperband: Hyperband already stops its weaker trials "
                         "early; use pruner=none, or tuner=random|bayesian|grid with a pruner")
     if tuner_cfg.max_trials is not None and tuner_cfg.max_trials < 1:
         raise UserError(f"tuner.max_trials={tuner_cfg.max_trials}: KerasTuner would read it as 'no limit' and never "
