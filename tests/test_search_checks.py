@@ -71,3 +71,12 @@ def test_an_open_ended_search_stops_at_its_budget(tmp_path):
     result = run_in_process(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "search" / "random-test").glob("trial_*/metrics.json"))) == 1
+
+
+def test_a_search_whose_weights_cannot_be_fetched_stops_before_trial_1(tmp_path, monkeypatch):
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")  # no network, here and on machines that have one
+    result = run_in_process("tuner=random", "search_space=transfer", f"search.dir={tmp_path / 'search'}",
+                            "trainer.verbose=0", cwd=tmp_path)
+    refused(result, "before trial 1", "model=mobilenetv2: could not download the ImageNet weights", "model.weights=null")
+    assert not list((tmp_path / "search").glob("*/trial_*"))

@@ -64,3 +64,24 @@ def check_base_config(base_cfg: DictConfig) -> None:
         checked_listing(to_config(base_cfg))  # the listing is kept for this process's trials
     except UserError as err:
         raise UserError(f"the search's base config: {err}") from None
+
+
+def check_pretrained_weights(space, base: list[str], compose) -> None:
+    """The ImageNet weights of every backbone a trial may build, fetched once before trial 1 (Keras caches
+    them): without a network this is one line, not a failed trial after another."""
+    import keras
+
+    from imgexp.models.backbones import BACKBONES, load_backbone
+
+    models = next((list(p.values) for p in space.params if p.key == "model"), None) or [None]
+    for model in models:
+        cfg = compose([*base, *([f"model={model}"] if model else [])])
+        name = cfg.model.name
+        if name not in BACKBONES or cfg.model.get("weights") != "imagenet":
+            continue
+        try:
+            load_backbone(name, (224, 224), "imagenet")  # 224: a size every backbone's weights come in
+        except UserError as err:
+            raise UserError(f"before trial 1: {err}") from None
+        finally:
+            keras.backend.clear_session(free_memory=False)

@@ -30,7 +30,8 @@ from imgexp.tracking.experiment import Searched, write_experiment
 from imgexp.tracking.plots import draw_run_plots
 from imgexp.tracking.hparams import CONFIG_GROUPS, hparams_from_config
 from imgexp.tuning import distributed, workers
-from imgexp.tuning.checks import IDENTITY_FILE, check_base_config, check_same_search, check_search_settings, search_identity
+from imgexp.tuning.checks import (IDENTITY_FILE, check_base_config, check_pretrained_weights, check_same_search,
+                                  check_search_settings, search_identity)
 from imgexp.tuning.kt_compat import is_too_many_failures, repair_oracle_state
 from imgexp.tuning.oracles import make_oracle, stop_if_over_budget
 from imgexp.tuning.space import SearchSpace
@@ -190,6 +191,7 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
             check_same_search(search_dir, identity)
         check_base_config(base_cfg)
         check_unread(to_config(cfg), choices, strict=True)  # e.g. tuner.max_trials under tuner=hyperband
+        check_pretrained_weights(space, base, compose)
     if overwrite:
         clear_search_folder(search_dir)
     elif role is not Role.worker:
