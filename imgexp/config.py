@@ -66,7 +66,7 @@ class Monitor(str, Enum):
 
 @dataclass
 class DatasetConfig:
-    name: str = MISSING
+    name: str = MISSING  # digits | folder | csv, or (dataset=tfds) a TensorFlow Datasets name: tf_flowers
     path: Optional[str] = None  # folder: PATH/train/<class>/* or PATH/<class>/*; csv: the labels CSV
     image_size: List[int] = field(default_factory=lambda: [32, 32])  # [height, width]
     batch_size: int = 32
@@ -75,6 +75,7 @@ class DatasetConfig:
     images: Optional[str] = None  # csv: the folder its file names are relative to; null: the CSV's folder
     file_column: Optional[str] = None  # csv: null guesses filename, file, image, image_id or path
     label_column: Optional[str] = None  # csv: null guesses label, class or category
+    data_dir: Optional[str] = None  # tfds: where prepared datasets are; null: TFDS' default
     cache: Optional[str] = "auto"  # auto (memory when it fits) | memory | a file path | null (stream from disk)
     cache_ram_share: float = 0.5  # auto: keep decoded images in memory up to this share of the available RAM
     on_bad_image: OnBadImage = OnBadImage.skip

@@ -43,10 +43,12 @@ def name(node) -> str:
 READERS = (
     Reader("dataset.path", lambda c: c.dataset.name in PATH_DATASETS, "dataset=folder (or dataset=csv)",
            on=("dataset=folder",), off=("dataset=digits",)),
-    Reader("dataset.test_split", lambda c: c.dataset.name in PATH_DATASETS, "dataset=folder or dataset=csv",
+    Reader("dataset.test_split", lambda c: c.dataset.name != "digits", "dataset=folder, csv or tfds",
            on=("dataset=folder",), off=("dataset=digits",)),
     *(Reader(f"dataset.{key}", lambda c: c.dataset.name == "csv", "dataset=csv", on=("dataset=csv",),
              off=("dataset=folder",)) for key in ("images", "file_column", "label_column")),
+    Reader("dataset.data_dir", lambda c: c.dataset.name not in ("digits", "folder", "csv"),
+           "dataset=tfds dataset.name=...", on=("dataset=tfds", "dataset.name=tf_flowers"), off=("dataset=digits",)),
     Reader("dataset.cache_ram_share", lambda c: c.dataset.cache == "auto", "dataset.cache=auto",
            on=("dataset.cache=auto",), off=("dataset.cache=memory",)),
     Reader("augmentation.fill_mode", transforms_on, "a non-zero transform (e.g. augmentation=basic)",

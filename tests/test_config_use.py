@@ -27,13 +27,14 @@ def another_value(value):
     return "elsewhere"
 
 
-NULL_DEFAULTS = {"tuner.num_initial_points": "3", "search.name": "mine"}  # keys whose default is null
+NULL_DEFAULTS = {"tuner.num_initial_points": "3", "search.name": "mine", "dataset.file_column": "img",
+                 "dataset.label_column": "y"}  # keys whose default is null
 
 
 def setting(entry, base_overrides, tmp_path) -> str:
     """`key=value` with a value other than what the options give."""
-    if entry.key == "dataset.path":
-        return f"dataset.path={tmp_path}"
+    if entry.key in ("dataset.path", "dataset.images", "dataset.data_dir"):
+        return f"{entry.key}={tmp_path}"
     if entry.key in NULL_DEFAULTS:
         return f"{entry.key}={NULL_DEFAULTS[entry.key]}"
     cfg, _ = compose_config(list(base_overrides))
@@ -46,6 +47,9 @@ def test_a_key_set_where_it_is_not_read_is_refused_and_accepted_where_it_is(entr
         base = list(overrides)
         if "dataset=folder" in base:
             base.append(f"dataset.path={tmp_path}")
+        if "dataset=csv" in base and entry.key != "dataset.path":
+            (tmp_path / "labels.csv").write_text("filename,label\n")
+            base.append(f"dataset.path={tmp_path / 'labels.csv'}")
         key_set = setting(entry, base, tmp_path)
         cfg, choices = compose_config([*base, key_set])
         config = to_config(cfg) if "dataset=folder" not in base else OmegaConf.to_object(cfg)

@@ -123,3 +123,28 @@ def test_dataset_path_without_dataset_folder_is_refused(tmp_path, flat_folder):
     assert result.returncode == 2
     [line] = error_lines(result.stderr)
     assert "dataset.path=" in line and "dataset=folder" in line
+
+
+def test_a_tensorflow_datasets_dataset_offline_through_tfds_mock_data(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets", reason="the tfds extra (tensorflow-datasets) is not installed")
+    run_dir = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_CODE):
+        result = run_in_process(*TINY, "trainer.epochs=1", "dataset=tfds", "dataset.name=tf_flowers",
+                                "dataset.test_split=0.2", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (run_dir / "split.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 40 and {r["split"] for r in rows} == {"train", "validation", "test"}
+    assert json.loads((run_dir / "labels.json").read_text()) == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert json.loads((run_dir / "provenance.json").read_text())["data"]["sha256"]
+
+
+def test_a_tfds_dataset_that_would_need_a_download_is_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow_datasets", reason="the tfds extra (tensorflow-datasets) is not installed")
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    result = run_in_process(*TINY, "dataset=tfds", "dataset.name=tf_flowers", f"dataset.data_dir={tmp_path / 'tfds'}",
+                            cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = error_lines(result.stderr)
+    assert "dataset.name=tf_flowers: cannot be read from dataset.data_dir=" in line and "tfds build" in line

@@ -12,6 +12,7 @@ from conftest import TINY, run_cli, write_class_folders
 from imgexp.compose import compose_config
 from imgexp.data.fingerprint import ContentHashes, fingerprint
 from imgexp.data.folder import load_folder_source
+from imgexp.data.load import ListingRequest
 from imgexp.errors import UserError
 from imgexp.job import run_job
 from imgexp.run_folder import write_config
@@ -60,7 +61,7 @@ def test_the_same_seed_and_files_give_the_same_split(folder, tmp_path):
 
 
 def test_the_fingerprint_sees_one_changed_image_and_hashes_each_file_once(folder, tmp_path):
-    source = load_folder_source(str(folder), 0.25, 42, "skip")
+    source = load_folder_source(ListingRequest("folder", str(folder), 0.25, 42, "skip"))
     hashes = ContentHashes(tmp_path / "hashes.json")
     before = fingerprint(source, str(folder), hashes)
     assert hashes.hashed == 28

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from imgexp.data.source import ImageSource
 
+BUILT_IN = ("digits", "folder", "csv")  # dataset.name: these, or a name in TensorFlow Datasets' catalogue
+
 
 @dataclass(frozen=True)
 class ListingRequest:
@@ -19,6 +21,9 @@ class ListingRequest:
     images: str | None = None  # csv: the folder its file names are relative to (default: the CSV's folder)
     file_column: str | None = None  # csv: null guesses from the usual headers
     label_column: str | None = None
+    image_size: tuple[int, int] | None = None  # tfds: its images are held in memory at the run's size
+    data_dir: str | None = None  # tfds: where prepared datasets are (null: TFDS' default, ~/tensorflow_datasets)
+    ram_share: float = 0.5  # tfds: the share of the available memory its images may take
 
     @property
     def root(self) -> str | None:
@@ -41,4 +46,6 @@ def load_source(request: ListingRequest) -> ImageSource:
         from imgexp.data.csv_source import load_csv_source
 
         return load_csv_source(request)
-    raise ValueError(f"unknown dataset {request.name!r}")  # the config group offers only these
+    from imgexp.data.tfds_source import load_tfds_source  # any other name is one of TFDS' catalogue
+
+    return load_tfds_source(request)

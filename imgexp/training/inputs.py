@@ -11,7 +11,7 @@ from imgexp.data.augment import RandomAffine
 from imgexp.data.checks import handle_duplicates, report_class_balance
 from imgexp.data.cache_choice import MEMORY, available_memory_bytes, choose_cache
 from imgexp.data.in_memory import in_memory, is_decoded
-from imgexp.data.load import ListingRequest, load_source
+from imgexp.data.load import BUILT_IN, ListingRequest, load_source
 from imgexp.data.pipeline import EpochCounter, make_dataset
 from imgexp.data.source import ImageSource
 
@@ -24,8 +24,10 @@ def image_count(source: ImageSource) -> int:
 
 def listing_request(cfg: Config) -> ListingRequest:
     ds = cfg.dataset
+    catalogue = ds.name not in BUILT_IN
     return ListingRequest(ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value,
-                          ds.test_split, ds.images, ds.file_column, ds.label_column)
+                          ds.test_split, ds.images, ds.file_column, ds.label_column,
+                          tuple(ds.image_size) if catalogue else None, ds.data_dir, ds.cache_ram_share)
 
 
 def dataset_key(cfg: Config) -> tuple:
