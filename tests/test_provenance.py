@@ -3,6 +3,7 @@ resumed run refused when its data changed."""
 
 import csv
 import json
+import subprocess
 
 import pytest
 from omegaconf import OmegaConf
@@ -109,3 +110,26 @@ def test_the_digits_split_names_each_digit_by_its_index_in_scikit_learns_array()
     target = load_digits().target
     assert sorted(int(image[1:]) for _, image, _ in rows) == list(range(len(target)))
     assert all(int(label) == target[int(image[1:])] for _, image, label in rows)
+
+
+@pytest.mark.parametrize("payload", ["fsmonitor", "filter"])
+def test_a_downloaded_repository_runs_none_of_its_programs(tmp_path, payload):
+    from imgexp.tracking.provenance import git_state
+
+    repo, marker = tmp_path / "repo", tmp_path / "RAN"
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", "-c", "user.email=a@b", "-c", "user.name=a", *a], cwd=repo,  # noqa: E731
+                                    check=True, capture_output=True)
+    git("init", "-q")
+    (repo / "notes.txt").write_text("x\n")
+    git("add", "notes.txt")
+    git("commit", "-qm", "one")
+    (repo / "notes.txt").write_text("changed\n")  # status would compare it (and run a filter on it)
+    if payload == "fsmonitor":
+        git("config", "core.fsmonitor", f"touch {marker}; echo")
+    else:
+        git("config", "filter.evil.clean", f"touch {marker}; cat")
+        (repo / ".gitattributes").write_text("*.txt filter=evil\n")
+    state = git_state(repo)
+    assert not marker.exists(), "imgexp ran a program the repository configured"
+    assert len(state["commit"]) == 40 and state["dirty"] is None

@@ -37,14 +37,28 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+# Repository settings under which `git status` runs programs the repository names (a downloaded repository
+# is someone else's): the fsmonitor hook, clean/smudge filters, textconv, includes that could add either.
+RISKY_GIT_SETTINGS = ("core.fsmonitor", "filter.", "diff.", "include.", "includeif.", "core.hookspath",
+                      "core.attributesfile")
+
+
 def git_state(directory: Path) -> dict | None:
-    """{"commit", "dirty"} of the repository holding `directory`, or None (no git, or not a repository)."""
+    """{"commit", "dirty"} of the repository holding `directory`, or None (no git, or not a repository).
+
+    Nothing the repository configures is run: the commit comes from `rev-parse` with fsmonitor off, and
+    "dirty" is null (unknown) where the repository's own config names programs `git status` would run.
+    """
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", "-c", "core.fsmonitor=false", *args], cwd=directory, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        local = git("config", "--local", "--list", "--no-includes").lower().splitlines()
+        attributes = Path(git("rev-parse", "--show-toplevel")) / ".gitattributes"
+        risky = any(line.startswith(RISKY_GIT_SETTINGS) for line in local) or (
+            attributes.is_file() and "filter=" in attributes.read_text(errors="replace"))
+        dirty = None if risky else bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": dirty}
