@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from imgexp.errors import UserError, exit_with
 from imgexp.folder_lock import FolderLock
-from imgexp.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, is_finished
+from imgexp.run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE, is_finished, read_yaml
 
 
 def task_config(config: DictConfig) -> dict:
@@ -43,7 +43,7 @@ class RunDirGuard(Callback):
         saved = run_dir / CONFIG_FILE
         if not (run_dir / HISTORY_FILE).exists():
             return  # no epoch trained there (e.g. a config that failed its checks): nothing to keep
-        if saved.exists() and OmegaConf.to_container(OmegaConf.load(saved)) != task_config(config):
+        if saved.exists() and read_yaml(saved) != task_config(config):  # bounded, aliases refused: data, not code
             exit_with(
                 f"{run_dir} holds an interrupted run with other settings ({saved}); "
                 "run the same command to resume it, or choose another hydra.run.dir"
@@ -55,7 +55,10 @@ class RunDirGuard(Callback):
         saved = sweep_dir / "multirun.yaml"
         if not saved.exists():
             return
-        before = OmegaConf.load(saved)
+        found = read_yaml(saved)
+        if not isinstance(found, dict):
+            exit_with(f"{saved} cannot be read; choose another hydra.sweep.dir")
+        before = OmegaConf.create(found)
         if (list(before.hydra.overrides.task) != list(config.hydra.overrides.task)
                 or task_config(before) != task_config(config)):
             exit_with(f"{sweep_dir} holds another sweep ({saved}); run that sweep's own command to finish it, "

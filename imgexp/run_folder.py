@@ -75,14 +75,40 @@ def write_config(run_dir: Path, config: dict[str, Any], overrides: list[str], ch
                           run_dir)
 
 
+MAX_YAML_BYTES = 1 << 20  # a run's config is a few KB; a folder someone sent may hold anything
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: six levels of nine aliases in 560 bytes expand to 9^6 nodes
+    (45 s and 1.9 GB); imgexp never writes an alias, so one in a run folder is refused."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent):
+            raise yaml.YAMLError(f"an alias ({self.peek_event().anchor}) at {self.peek_event().start_mark}; "
+                                 "imgexp reads run folders without aliases")
+        return super().compose_node(parent, index)
+
+
+def load_yaml_text(path: Path) -> Any:
+    """A bounded, alias-free YAML file (raises UserError naming it when it is neither)."""
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise UserError(f"{path}: {size:,} bytes, more than the {MAX_YAML_BYTES:,} a run folder's YAML may have; "
+                        "it is not a config imgexp wrote")
+    try:
+        return yaml.load(path.read_text(), Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader, aliases refused
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a config imgexp can read ({str(err).splitlines()[0]})") from None
+
+
 def read_yaml(path: Path) -> Any:
-    """A YAML file of a run folder, or None when it is missing or damaged (said in one log line)."""
+    """A YAML file of a run folder, or None when it is missing, damaged or refused (said in one log line)."""
     if not path.is_file():
         return None
     try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        log.warning("%s cannot be read (%s); treated as absent", path, str(err).splitlines()[0])
+        return load_yaml_text(path)
+    except UserError as err:
+        log.warning("%s; treated as absent", err)
         return None
 
 

@@ -118,3 +118,25 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path):
     assert is_locked(tmp_path), "the inner release must not drop the outer hold"
     outer.release()
     assert not is_locked(tmp_path)
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    from imgexp.run_folder import find_runs, read_yaml
+
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 7)]
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("\n".join(lines) + "\n")
+    assert len((run / ".hydra" / "config.yaml").read_bytes()) < 600
+    started = time.monotonic()
+    assert read_yaml(run / ".hydra" / "config.yaml") is None
+    [record] = find_runs([tmp_path])
+    assert record.config == {} and time.monotonic() - started < 1
+
+
+def test_a_huge_yaml_is_refused(tmp_path):
+    from imgexp.run_folder import MAX_YAML_BYTES, read_yaml
+
+    (tmp_path / "config.yaml").write_text("k: " + "x" * MAX_YAML_BYTES + "\n")
+    assert read_yaml(tmp_path / "config.yaml") is None

@@ -13,11 +13,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
 
 from imgexp import safe_write
 from imgexp.errors import UserError
 from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
+                               load_yaml_text,
                                REPORT_FILE, FinishedRun, open_run, trained_image_size, write_json)
 from imgexp.tools.cli import run_tool
 
@@ -27,7 +27,7 @@ CONFIG_FILES = (CONFIG_FILE, BEST_CONFIG_FILE)  # a run's own, or a search's bes
 def run_config(run: FinishedRun) -> dict:
     for name in CONFIG_FILES:
         if (run.path / name).is_file():
-            return yaml.safe_load((run.path / name).read_text())
+            return load_yaml_text(run.path / name)
     raise UserError(f"{run.path}: no config ({' or '.join(CONFIG_FILES)}) to rebuild its split; give --folder DIR")
 
 
