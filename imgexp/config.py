@@ -79,6 +79,7 @@ class DatasetConfig:
     cache: Optional[str] = "auto"  # auto (memory when it fits) | memory | a file path | null (stream from disk)
     cache_ram_share: float = 0.5  # auto: keep decoded images in memory up to this share of the available RAM
     on_bad_image: OnBadImage = OnBadImage.skip
+    max_image_pixels: int = 60_000_000  # width x height from the header; larger files are bad images (bombs)
     on_duplicate: OnDuplicate = OnDuplicate.warn  # the same image (content) in train and validation/test
     small_class_share: float = 0.1  # warn about a training class smaller than this share of the largest
     # tf.data's autotuning of map parallelism and prefetch. Off (default): one map call per core, 2 batches

@@ -91,6 +91,7 @@ READERS = (
 # Read by every option of their group (or by the run whatever it is).
 ALWAYS_READ = {
     "dataset": {"name", "image_size", "batch_size", "validation_split", "cache", "on_bad_image", "on_duplicate",
+                "max_image_pixels",
                 "small_class_share", "autotune"},
     "augmentation": {"name", "rotation", "width_shift", "height_shift", "shear", "zoom", "horizontal_flip",
                      "vertical_flip"},

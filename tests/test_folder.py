@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,29 @@ def test_autotune_off_gives_the_same_batches_without_tf_data_tuning(image_folder
     for (x1, y1), (x2, y2) in zip(tuned, fixed, strict=True):  # scheduling changes, content does not
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
         np.testing.assert_allclose(x1.numpy(), x2.numpy())
+
+
+def test_decompression_bombs_are_skipped_by_their_header(tmp_path, caplog):
+    """A 20000x20000 PNG (over Pillow's own limit) and a 13000x13000 one (under it, 169 megapixels): both are
+    named and skipped without being decoded."""
+    import logging
+    import zlib
+    import struct
+
+    def blank_png(path, width, height):  # a tiny file that claims a huge image
+        chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                    + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        rows = zlib.compress(b"\x00" * (width // 8 + 1) * 64)  # a few rows: the header is what counts
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                         + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+    root = write_class_folders(tmp_path / "train", ["a", "b"], per_class=3)
+    blank_png(root / "a" / "bomb.png", 20000, 20000)
+    blank_png(root / "b" / "big.png", 13000, 13000)
+    with caplog.at_level(logging.WARNING):
+        source = load_folder_source(ListingRequest("folder", str(tmp_path), 0.3, 0, "skip"))
+    names = [Path(p).name for split in source.splits().values() for p in split.paths]
+    assert "bomb.png" not in names and "big.png" not in names and len(names) == 6
+    assert "bomb.png" in caplog.text and "big.png: 13000x13000 is 169,000,000 pixels, over 60,000,000" in caplog.text
+    with pytest.raises(UserError, match="bomb.png: more pixels than Pillow opens"):
+        load_folder_source(ListingRequest("folder", str(tmp_path), 0.3, 0, "error"))

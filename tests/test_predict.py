@@ -223,3 +223,13 @@ def test_evaluate_never_writes_through_a_link_in_the_run_folder(folder_run, tmp_
     result = run_cli(str(run), module="imgexp.evaluate", timeout=300)
     assert result.returncode == 2 and "symbolic link" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "validation").exists()
+
+
+def test_predict_skips_a_decompression_bomb_in_one_line(folder_run, image_folder, tmp_path):
+    big = Image.new("1", (13000, 13000))  # 169 megapixels in a file of a few KB
+    big.save(tmp_path / "big.png", optimize=True)
+    result = run_cli(str(folder_run), str(tmp_path / "big.png"), str(image_folder / "validation" / "vertical"),
+                     module="imgexp.predict", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [line] = [l for l in result.stderr.splitlines() if "big.png" in l]
+    assert "13000x13000 is 169,000,000 pixels" in line and "Traceback" not in result.stderr

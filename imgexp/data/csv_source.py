@@ -103,7 +103,7 @@ def load_csv_source(request) -> ImageSource:
                             "fix the names or dataset.images, or set dataset.on_bad_image=skip")
         log.warning("%s: %d listed file(s) not found in %s (skipped), e.g. %s", csv_path, len(missing), images,
                     ", ".join(missing[:3]))
-    good = set(keep_decodable(files, request.on_bad_image))
+    good = set(keep_decodable(files, request.on_bad_image, request.max_pixels))
     class_names = sorted(set(labels))
     if len(class_names) < 2:
         raise UserError(f"{csv_path}: {len(class_names)} label(s) in column {label_key}; a classifier needs two or more")

@@ -24,6 +24,7 @@ class ListingRequest:
     image_size: tuple[int, int] | None = None  # tfds: its images are held in memory at the run's size
     data_dir: str | None = None  # tfds: where prepared datasets are (null: TFDS' default, ~/tensorflow_datasets)
     ram_share: float = 0.5  # tfds: the share of the available memory its images may take
+    max_pixels: int = 60_000_000  # folder, csv: larger images (by their header) are skipped or refused
 
     @property
     def root(self) -> str | None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from imgexp import safe_write
-from imgexp.data.folder import is_decodable
+from imgexp.data.folder import image_problem, is_decodable
 from imgexp.errors import UserError
 from imgexp.run_folder import FinishedRun, open_run, trained_image_size
 from imgexp.tools.cli import run_tool
@@ -27,7 +27,7 @@ def image_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
             files.append(item)
         else:
             raise UserError(f"{item}: no such file or folder")
-    images = [f for f in files if is_decodable(f)]
+    images = [f for f in files if is_decodable(f)]  # the header only: a decompression bomb is never decoded
     return images, [f for f in files if f not in set(images)]
 
 
@@ -66,7 +66,7 @@ def predict(args: argparse.Namespace) -> None:
     run = open_run(args.run_dir)
     images, skipped = image_files(args.inputs)
     for path in skipped:
-        print(f"imgexp.predict: skipping {path}: not a readable JPEG/PNG/GIF/BMP image", file=sys.stderr)
+        print(f"imgexp.predict: skipping {path}: {image_problem(path)}", file=sys.stderr)
     if not images:
         raise UserError("no images to predict among " + ", ".join(map(str, args.inputs)))
     probs = predict_probabilities(run, images, args.batch_size)

@@ -27,7 +27,8 @@ def listing_request(cfg: Config) -> ListingRequest:
     catalogue = ds.name not in BUILT_IN
     return ListingRequest(ds.name, ds.path, ds.validation_split, cfg.trainer.seed, ds.on_bad_image.value,
                           ds.test_split, ds.images, ds.file_column, ds.label_column,
-                          tuple(ds.image_size) if catalogue else None, ds.data_dir, ds.cache_ram_share)
+                          tuple(ds.image_size) if catalogue else None, ds.data_dir, ds.cache_ram_share,
+                          ds.max_image_pixels)
 
 
 def dataset_key(cfg: Config) -> tuple:
