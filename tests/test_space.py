@@ -77,3 +77,14 @@ def test_invalid_spaces_fail_with_one_clear_line(spec, message):
     with pytest.raises(UserError, match=message.replace("{", r"\{").replace("}", r"\}").replace(".", r"\.")) as err:
         space(spec)
     assert "\n" not in str(err.value)
+
+
+def test_a_quote_in_a_value_cannot_break_out_of_the_shell_line():
+    import shlex
+
+    from imgexp.tuning.space import override_value
+
+    values = ["it's; touch /tmp/PWNED", "a b", "[1,2]"]
+    overrides = [f"search.name={override_value(v)}" for v in values]
+    line = shlex.join(overrides)  # as best/overrides.txt and the trial log lines write them
+    assert shlex.split(line) == overrides, "each override comes back whole: nothing runs, nothing splits"

@@ -9,6 +9,7 @@ with the best trial's model, metrics and a config (best.yaml) that
 
 import contextlib
 import logging
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -120,7 +121,7 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
                           f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
                           f"#   python -m imgexp --config-dir {out} --config-name best\n"
                           + yaml.safe_dump(config, sort_keys=False), search_dir)
-    safe_write.write_text(out / "overrides.txt", " ".join(overrides) + "\n", search_dir)
+    safe_write.write_text(out / "overrides.txt", shlex.join(overrides) + "\n", search_dir)  # pasted into a shell
     return out
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -140,7 +141,7 @@ class RunTuner(BaseTuner):
         self.trials_run += 1
         log_trial(self.search_dir, trial, time.monotonic() - self.trial_started, self.tuner_id)
         if is_worker(self):  # its oracle lives in the chief, which reports the search's progress
-            log.info("trial [%s] %s -> %s", trial.trial_id, " ".join(self.trial_values(trial)),
+            log.info("trial [%s] %s -> %s", trial.trial_id, shlex.join(self.trial_values(trial)),
                      outcome(trial, self.oracle.objective.name))
         else:
             log.info(self.describe_ended(trial, time.monotonic() - self.started, self.trials_run))
@@ -200,5 +201,5 @@ def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, e
     eta = f"{elapsed / ended_here * (total - done) / 60:.1f} min" if total and ended_here else "?"
     best_text = f"{best_score:.4f}" if best_score is not None else "-"
     of = f" of {total}" if total else ""
-    return (f"trial {done}{of} [{trial.trial_id}] {' '.join(values)} -> {outcome(trial, oracle.objective.name)}; "
+    return (f"trial {done}{of} [{trial.trial_id}] {shlex.join(values)} -> {outcome(trial, oracle.objective.name)}; "
             f"best {best_text}; elapsed {elapsed / 60:.1f} min, ETA {eta}")
