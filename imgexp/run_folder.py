@@ -49,7 +49,7 @@ LAST_OPTIMIZER = "last.optimizer.npz"  # ... and its optimizer's state (Adam's m
 BACKUP_DIR = "backup"  # backup/<phase>/epoch-<n>.weights.h5: the training state a killed run resumes from
 EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
 EXPORT_DIR = "export"  # python -m imgexp.export
-BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: runnable with --config-dir best/ --config-name best
+BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: its choices and values, as data (python -m imgexp.rerun)
 RESIZE_LAYER = "resize"  # the saved model's first layer (imgexp.models.serving)
 
 

@@ -58,11 +58,13 @@ def test_best_trial_config_runs_again_as_is(three_trials):
     all_scores = [json.loads((t / "metrics.json").read_text())["val_accuracy"] for t in trial_dirs(search_dir)]
     assert metrics["val_accuracy"] == max(all_scores)
     rerun = tmp_path / "rerun"
-    result = run_cli("--config-dir", str(best), "--config-name", "best", f"hydra.run.dir={rerun}",
-                     cwd=tmp_path, timeout=600)
+    result = run_cli(str(best), f"hydra.run.dir={rerun}", cwd=tmp_path, timeout=600, module="imgexp.rerun")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert yaml.safe_load((rerun / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"] == \
-        yaml.safe_load((best / "best.yaml").read_text())["optimizer"]["lr"]
+    saved, ran = yaml.safe_load((best / "best.yaml").read_text()), yaml.safe_load((rerun / ".hydra" / "config.yaml").read_text())
+    assert "hydra" not in saved and "defaults" not in saved, "best.yaml is data, not a Hydra primary config"
+    for group in ("dataset", "model", "optimizer", "trainer"):
+        assert ran[group] == saved[group], group
+    assert json.loads((rerun / "metrics.json").read_text())["val_accuracy"] == metrics["val_accuracy"]
 
 
 def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):

@@ -3,8 +3,8 @@
 The search lives in a stable folder, `search.dir/<search.name>`, so running
 the same command again resumes it (KerasTuner reloads its oracle; finished
 trials are kept and not run again). At the end: a ranked table, and `best/`
-with the best trial's model, metrics and a config (best.yaml) that
-`python -m imgexp --config-dir .../best --config-name best` runs again as is.
+with the best trial's model, metrics and its config as data (best.yaml), which
+`python -m imgexp.rerun .../best` runs again as is.
 """
 
 import contextlib
@@ -81,20 +81,12 @@ class BudgetedTuner(RunTuner):
         stop_if_over_budget(self.oracle, self.started, self.budget_seconds)
 
 
-def runnable_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
-    """A primary config for `python -m imgexp --config-dir DIR --config-name best`.
-
-    Not named config.yaml: the package's own config.yaml comes first on the search path.
-
-    The trial's groups as defaults (so the schema applies) and every value it ran with.
-    """
+def best_config(trial_config: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
+    """best.yaml: the trial's group choices and every value it ran with, as data (no hydra node, no
+    `_target_`, not a Hydra primary config): `python -m imgexp.rerun best/` reads it as such."""
     groups = [g for g in CONFIG_GROUPS if g != "experiment" and choices.get(g)]
-    values = {k: v for k, v in trial_config.items() if k not in (*SEARCH_KEYS, "experiment")}
-    return {
-        "defaults": ["config_schema", *({g: choices[g]} for g in groups), "_self_"],
-        **values,
-        "hydra": {"callbacks": {"run_dir_guard": {"_target_": "imgexp.hydra_callbacks.RunDirGuard"}}},
-    }
+    values = {k: v for k, v in trial_config.items() if k not in (*SEARCH_KEYS, "experiment", "hydra")}
+    return {"choices": {g: choices[g] for g in groups}, **values}
 
 
 def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
@@ -116,10 +108,10 @@ def export_best(tuner: RunTuner, search_dir: Path) -> Path | None:
             safe_write.copy_file(source / name, out / name, search_dir)
     draw_run_plots(out)  # trials skip their plots; the best one gets them here
     overrides = tuner.trial_overrides(best[0])
-    config = runnable_config(trial.config, trial.choices)
+    config = best_config(trial.config, trial.choices)
     safe_write.write_text(out / BEST_CONFIG_FILE,
                           f"# The best trial ({best[0].trial_id}) of {search_dir}. Run it again with:\n"
-                          f"#   python -m imgexp --config-dir {out} --config-name best\n"
+                          f"#   python -m imgexp.rerun {shlex.quote(str(out))}\n"
                           + yaml.safe_dump(config, sort_keys=False), search_dir)
     safe_write.write_text(out / "overrides.txt", shlex.join(overrides) + "\n", search_dir)  # pasted into a shell
     return out
@@ -227,7 +219,7 @@ def report(tuner: BudgetedTuner, search_dir: Path, tuner_cfg: TunerConfig, stopp
     print_table(table, f"{len(table)} trials in {search_dir}, ranked by {tuner_cfg.objective.value}")
     best_dir = export_best(tuner, search_dir)
     if best_dir:
-        log.info("best trial: %s (python -m imgexp --config-dir %s --config-name best)", best_dir, best_dir)
+        log.info("best trial: %s (python -m imgexp.rerun %s runs it again)", best_dir, shlex.quote(str(best_dir)))
     if stopped_early:
         raise UserError(f"the search stopped after {tuner_cfg.max_consecutive_failed_trials} failed trials in a row "
                         "(tuner.max_consecutive_failed_trials); see the errors above and in each trial's failed.json")
