@@ -226,6 +226,7 @@ class DistributedConfig:
     max_restarts: int = 3  # local_workers: restarts of one worker that died, before the search stops
     connect_timeout: float = 300.0  # seconds a worker waits for the chief to answer
     status_every: float = 60.0  # seconds between the chief's "waiting for ..." lines
+    insecure: bool = False  # true: the chief answers calls without its token (tuning/chief_auth.py); trusted networks only
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Callable
 
 from imgexp.config import DistributedConfig, Role
 from imgexp.errors import UserError
-from imgexp.tuning.kt_compat import add_oracle_servicer, chief_may_stop, on_consecutive_failures_check, set_worker_timeout
+from imgexp.tuning.kt_compat import (add_oracle_servicer, chief_may_stop, on_consecutive_failures_check,
+                                     send_worker_calls_through, set_worker_timeout)
 from imgexp.tuning.oracles import stop_if_over_budget, stop_new_trials
 
 log = logging.getLogger("imgexp.search")
@@ -73,12 +74,16 @@ def connect_as_worker(dist: DistributedConfig) -> None:
                 "start the chief first (search.distributed.role=chief) or fix the address") from None
 
 
-def start_oracle_server(oracle, address: str):
-    """KerasTuner's OracleServicer on `address` (port 0: any free port); returns (server, servicer, port)."""
+def start_oracle_server(oracle, address: str, token: str | None):
+    """KerasTuner's OracleServicer on `address` (port 0: any free port), answering only calls with `token`
+    (None: anyone, search.distributed.insecure); returns (server, servicer, port)."""
     import grpc
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = add_oracle_servicer(oracle, server)
+    from imgexp.tuning import chief_auth
+
+    interceptors = [chief_auth.RequireToken(token)] if token else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), interceptors=interceptors)
+    servicer = add_oracle_servicer(oracle, server, chief_auth.check_holder if token else None)
     try:
         port = server.add_insecure_port(address)
     except RuntimeError:
@@ -146,8 +151,34 @@ class ChiefStatus:
         return f"{done}{of} trials done; waiting for {running}{hint}"
 
 
+def authenticate_worker(tuner, dist: DistributedConfig, search_dir) -> None:
+    """This worker's calls to the chief carry the chief's token (unless search.distributed.insecure)."""
+    if dist.insecure:
+        return
+    import grpc
+
+    from imgexp.tuning import chief_auth
+
+    token = chief_auth.worker_token(search_dir)
+    channel = grpc.intercept_channel(grpc.insecure_channel(dist.address),
+                                     chief_auth.SendToken(token, os.environ["KERASTUNER_TUNER_ID"]))
+    send_worker_calls_through(tuner.oracle, channel)
+
+
+def chief_token(dist: DistributedConfig, search_dir) -> str | None:
+    from imgexp.tuning import chief_auth
+
+    if dist.insecure:
+        log.warning("search.distributed.insecure=true: the chief answers anyone who reaches its port (they can "
+                    "read the space, take trials and report scores); keep it inside a trusted network")
+        return None
+    token = chief_auth.chief_token(search_dir)
+    os.environ[chief_auth.TOKEN_ENV] = token  # local workers started from here inherit it
+    return token
+
+
 def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
-          workers=None) -> bool:
+          workers=None, token: str | None = None) -> bool:
     """Serve the tuner's oracle until every trial has ended; True if too many failed in a row.
 
     `workers` (local mode) is started once the server listens and checked every poll.
@@ -155,7 +186,7 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
     oracle = tuner.oracle
     oracle.verbose = 0  # the chief reports trials itself, one line each
     stopped = stop_on_failures_instead_of_raising(oracle)
-    server, servicer, port = start_oracle_server(oracle, address)
+    server, servicer, port = start_oracle_server(oracle, address, token)
     host = address.rpartition(":")[0]
     log.info("chief: serving the search on %s:%d", host, port)
     status = ChiefStatus(oracle, tuner.describe_ended, f"{host}:{port}", status_every, supervised=workers is not None)

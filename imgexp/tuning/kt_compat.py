@@ -68,14 +68,38 @@ def set_worker_timeout(seconds: float) -> None:
     oracle_client.TIMEOUT = seconds
 
 
-def add_oracle_servicer(oracle: kt.Oracle, server):
-    """KerasTuner's OracleServicer for `oracle`, added to the gRPC `server`; returns the servicer."""
+def add_oracle_servicer(oracle: kt.Oracle, server, check_holder=None):
+    """KerasTuner's OracleServicer for `oracle`, added to the gRPC `server`; returns the servicer.
+
+    `check_holder(oracle, context, trial_id, values=None)` (imgexp.tuning.chief_auth) is asked before a
+    trial's update or end is taken: only the worker holding the trial may report it."""
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
+    from keras_tuner.src.engine import trial as trial_module
 
     servicer = OracleServicer(oracle)
+    if check_holder is not None:  # before registering: gRPC binds the methods when they are added
+        update, end = servicer.UpdateTrial, servicer.EndTrial
+
+        def checked_update(request, context):
+            check_holder(oracle, context, request.trial_id)
+            return update(request, context)
+
+        def checked_end(request, context):
+            reported = trial_module.Trial.from_proto(request.trial)
+            check_holder(oracle, context, reported.trial_id, reported.hyperparameters.values)
+            return end(request, context)
+
+        servicer.UpdateTrial, servicer.EndTrial = checked_update, checked_end
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
     return servicer
+
+
+def send_worker_calls_through(oracle_client, channel) -> None:
+    """Replace KerasTuner's worker-side stub (built on its own insecure channel) by one on `channel`."""
+    from keras_tuner.src import protos
+
+    oracle_client.stub = protos.get_service_grpc().OracleStub(channel)
 
 
 def chief_may_stop(servicer, oracle: kt.Oracle) -> bool:

@@ -198,11 +198,14 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
     tuner.continue_promoted = tuner_cfg.continue_promoted
     if cfg.search.worker and cfg.search.recycle_every > 0:
         tuner.trials_per_process = cfg.search.recycle_every
+    if role is Role.worker:
+        distributed.authenticate_worker(tuner, dist, search_dir)
 
     if role is Role.chief:
         local = LocalWorkers(dist.local_workers, run_dir, dist.max_restarts) if dist.local_workers else None
         address = "127.0.0.1:0" if local else dist.address
-        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local)
+        token = distributed.chief_token(dist, search_dir)
+        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local, token)
     else:
         tuner.budget_seconds = budget if role is None else None  # workers: the chief keeps the budget
         stopped_early = search_here(tuner, dist.address)

@@ -1,0 +1,76 @@
+"""A chief started with defaults answers only its workers: no token, no service; a trial is reported
+only by the worker that holds it, with the values it was handed."""
+
+import json
+import os
+import stat
+import subprocess
+import time
+
+import grpc
+import pytest
+
+from conftest import cli_command, cli_env, search_args
+from test_distributed import SPACE, free_port, wait_all, wait_until_listening
+
+
+def stub_on(address, metadata=()):
+    from keras_tuner.src import protos
+
+    channel = grpc.insecure_channel(address)
+    return protos.get_service_grpc().OracleStub(channel), protos.get_service(), list(metadata)
+
+
+@pytest.mark.slow
+def test_only_workers_with_the_token_run_the_search(tmp_path):
+    args = search_args(tmp_path, SPACE, "tuner.max_trials=2", tuner="random")
+    address = f"127.0.0.1:{free_port()}"
+    search_dir = tmp_path / "search" / "random-test"
+    log = (tmp_path / "chief.log").open("w")
+    chief = subprocess.Popen(cli_command(*args, "search.distributed.role=chief", f"search.distributed.address={address}",
+                                         f"hydra.run.dir={tmp_path / 'chief'}"),
+                             cwd=tmp_path, env=cli_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until_listening(address, chief)
+        stub, service, _ = stub_on(address)
+        for call, request in ((stub.GetSpace, service.GetSpaceRequest()),
+                              (stub.CreateTrial, service.CreateTrialRequest(tuner_id="intruder"))):
+            with pytest.raises(grpc.RpcError) as refused:
+                call(request, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        token_file = search_dir / ".chief-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600, "readable by the user only"
+        token = token_file.read_text().strip()
+        # With the token but not holding the trial: its end is refused.
+        headers = [("x-imgexp-token", token), ("x-imgexp-tuner-id", "intruder")]
+        import keras_tuner as kt
+
+        fake = kt.engine.trial.Trial(hyperparameters=kt.HyperParameters(), trial_id="0000", status="COMPLETED")
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.EndTrial(service.EndTrialRequest(trial=fake.to_proto()), metadata=headers, timeout=10)
+        assert refused.value.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNKNOWN)
+        worker = subprocess.Popen(cli_command(*args, "search.distributed.role=worker", f"search.distributed.address={address}",
+                                              "search.distributed.tuner_id=w1", f"hydra.run.dir={tmp_path / 'w1'}"),
+                                  cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_all([chief, worker], timeout=600)
+        assert chief.returncode == 0 and worker.returncode == 0, (tmp_path / "chief.log").read_text()[-3000:]
+    finally:
+        for p in (chief,):
+            if p.poll() is None:
+                p.kill()
+    entries = [json.loads(l) for l in (search_dir / "trials.jsonl").read_text().splitlines()]
+    assert {e["tuner_id"] for e in entries} == {"w1"} and len(entries) == 2
+    assert (search_dir / "best" / "model.keras").is_file()
+
+
+def test_the_token_checks_in_process():
+    from imgexp.tuning.chief_auth import RequireToken
+
+    class Details:
+        def __init__(self, metadata):
+            self.invocation_metadata = metadata
+
+    check = RequireToken("s" * 43)
+    assert check.intercept_service(lambda d: "served", Details((("x-imgexp-token", "s" * 43),))) == "served"
+    assert check.intercept_service(lambda d: "served", Details((("x-imgexp-token", "wrong"),))) is check.denied
+    assert check.intercept_service(lambda d: "served", Details(())) is check.denied
