@@ -227,6 +227,9 @@ class DistributedConfig:
     connect_timeout: float = 300.0  # seconds a worker waits for the chief to answer
     status_every: float = 60.0  # seconds between the chief's "waiting for ..." lines
     insecure: bool = False  # true: the chief answers calls without its token (tuning/chief_auth.py); trusted networks only
+    tls_cert: Optional[str] = None  # chief: its TLS certificate (PEM); with tls_key, it serves over TLS
+    tls_key: Optional[str] = None  # chief: the certificate's private key (PEM)
+    tls_ca: Optional[str] = None  # workers: the CA (or the chief's own certificate) to trust; TLS to the chief
 
 
 @dataclass

@@ -74,3 +74,34 @@ def test_the_token_checks_in_process():
     assert check.intercept_service(lambda d: "served", Details((("x-imgexp-token", "s" * 43),))) == "served"
     assert check.intercept_service(lambda d: "served", Details((("x-imgexp-token", "wrong"),))) is check.denied
     assert check.intercept_service(lambda d: "served", Details(())) is check.denied
+
+
+@pytest.mark.slow
+def test_a_chief_with_a_certificate_serves_over_tls(tmp_path):
+    cert, key = tmp_path / "chief.pem", tmp_path / "chief.key"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                           "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                           "-out", str(cert)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a test certificate: {made.stderr[-300:]}")
+    args = search_args(tmp_path, SPACE, "tuner.max_trials=1", tuner="random")
+    address = f"127.0.0.1:{free_port()}"
+    chief = subprocess.Popen(cli_command(*args, "search.distributed.role=chief", f"search.distributed.address={address}",
+                                         f"search.distributed.tls_cert={cert}", f"search.distributed.tls_key={key}",
+                                         f"hydra.run.dir={tmp_path / 'chief'}"),
+                             cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until_listening(address, chief)
+        plain = subprocess.run(cli_command(*args, "search.distributed.role=worker", f"search.distributed.address={address}",
+                                           "search.distributed.connect_timeout=3", f"hydra.run.dir={tmp_path / 'plain'}"),
+                               cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+        assert plain.returncode == 2 and "no chief answered" in plain.stderr, "no TLS, no conversation"
+        worker = subprocess.Popen(cli_command(*args, "search.distributed.role=worker", f"search.distributed.address={address}",
+                                              f"search.distributed.tls_ca={cert}", f"hydra.run.dir={tmp_path / 'w1'}"),
+                                  cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_all([chief, worker], timeout=600)
+        assert chief.returncode == 0 and worker.returncode == 0
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+    assert (tmp_path / "search" / "random-test" / "best" / "model.keras").is_file()

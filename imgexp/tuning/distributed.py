@@ -28,6 +28,8 @@ POLL_SECONDS = 0.5
 
 
 def parse_address(address: str | None, key: str = "search.distributed.address") -> tuple[str, int]:
+    if (address or "").startswith("unix:"):  # local workers: a socket in a folder only this user can enter
+        return address, 0
     host, _, port = (address or "").rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise UserError(f"{key}={address}: give HOST:PORT, e.g. {key}=chief-host:8000")
@@ -45,7 +47,24 @@ def role_of(dist: DistributedConfig) -> Role | None:
         return Role.chief
     if dist.role is not None:
         parse_address(dist.address)
+    if bool(dist.tls_cert) != bool(dist.tls_key):
+        raise UserError("search.distributed.tls_cert and search.distributed.tls_key go together: give both (the "
+                        "chief's certificate and its key), or neither")
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        if getattr(dist, key) and not os.path.isfile(getattr(dist, key)):
+            raise UserError(f"search.distributed.{key}={getattr(dist, key)}: no such file")
     return dist.role
+
+
+def worker_channel(dist: DistributedConfig, address: str | None = None):
+    """A channel to the chief: TLS when search.distributed.tls_ca is given."""
+    import grpc
+
+    target = address or dist.address
+    if dist.tls_ca:
+        with open(dist.tls_ca, "rb") as f:
+            return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=f.read()))
+    return grpc.insecure_channel(target)
 
 
 def default_tuner_id() -> str:
@@ -61,11 +80,12 @@ def connect_as_worker(dist: DistributedConfig) -> None:
     tuner_id = dist.tuner_id or os.environ.get("KERASTUNER_TUNER_ID") or default_tuner_id()
     if "chief" in tuner_id:  # KerasTuner would take this process for the chief
         raise UserError(f"search.distributed.tuner_id={tuner_id}: a worker's name must not contain 'chief'")
+    # KerasTuner only reads these to know this is a worker (its own channel is replaced: authenticate_worker).
     os.environ.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP=host, KERASTUNER_ORACLE_PORT=str(port))
     # KerasTuner waits up to an hour on every call; a chief that is gone should not keep a worker that long.
     set_worker_timeout(dist.connect_timeout)
     log.info("worker %s: connecting to the chief at %s", tuner_id, dist.address)
-    with grpc.insecure_channel(f"{host}:{port}") as channel:
+    with worker_channel(dist) as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=dist.connect_timeout)
         except grpc.FutureTimeoutError:
@@ -74,9 +94,10 @@ def connect_as_worker(dist: DistributedConfig) -> None:
                 "start the chief first (search.distributed.role=chief) or fix the address") from None
 
 
-def start_oracle_server(oracle, address: str, token: str | None):
-    """KerasTuner's OracleServicer on `address` (port 0: any free port), answering only calls with `token`
-    (None: anyone, search.distributed.insecure); returns (server, servicer, port)."""
+def start_oracle_server(oracle, address: str, token: str | None, dist: DistributedConfig | None = None):
+    """KerasTuner's OracleServicer on `address` (port 0: any free port; `unix:PATH` a socket), answering only
+    calls with `token` (None: anyone, search.distributed.insecure), over TLS when `dist` gives a certificate;
+    returns (server, servicer, port)."""
     import grpc
 
     from imgexp.tuning import chief_auth
@@ -85,7 +106,11 @@ def start_oracle_server(oracle, address: str, token: str | None):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1), interceptors=interceptors)
     servicer = add_oracle_servicer(oracle, server, chief_auth.check_holder if token else None)
     try:
-        port = server.add_insecure_port(address)
+        if dist is not None and dist.tls_cert and not address.startswith("unix:"):
+            with open(dist.tls_key, "rb") as key, open(dist.tls_cert, "rb") as cert:
+                port = server.add_secure_port(address, grpc.ssl_server_credentials([(key.read(), cert.read())]))
+        else:
+            port = server.add_insecure_port(address)
     except RuntimeError:
         port = 0
     if port == 0:
@@ -153,15 +178,14 @@ class ChiefStatus:
 
 def authenticate_worker(tuner, dist: DistributedConfig, search_dir) -> None:
     """This worker's calls to the chief carry the chief's token (unless search.distributed.insecure)."""
-    if dist.insecure:
-        return
     import grpc
 
     from imgexp.tuning import chief_auth
 
-    token = chief_auth.worker_token(search_dir)
-    channel = grpc.intercept_channel(grpc.insecure_channel(dist.address),
-                                     chief_auth.SendToken(token, os.environ["KERASTUNER_TUNER_ID"]))
+    channel = worker_channel(dist)  # always ours: TLS and unix: addresses KerasTuner's own channel cannot do
+    if not dist.insecure:
+        token = chief_auth.worker_token(search_dir)
+        channel = grpc.intercept_channel(channel, chief_auth.SendToken(token, os.environ["KERASTUNER_TUNER_ID"]))
     send_worker_calls_through(tuner.oracle, channel)
 
 
@@ -178,7 +202,7 @@ def chief_token(dist: DistributedConfig, search_dir) -> str | None:
 
 
 def serve(tuner, address: str, status_every: float, budget_seconds: float | None = None,
-          workers=None, token: str | None = None) -> bool:
+          workers=None, token: str | None = None, dist: DistributedConfig | None = None) -> bool:
     """Serve the tuner's oracle until every trial has ended; True if too many failed in a row.
 
     `workers` (local mode) is started once the server listens and checked every poll.
@@ -186,14 +210,15 @@ def serve(tuner, address: str, status_every: float, budget_seconds: float | None
     oracle = tuner.oracle
     oracle.verbose = 0  # the chief reports trials itself, one line each
     stopped = stop_on_failures_instead_of_raising(oracle)
-    server, servicer, port = start_oracle_server(oracle, address, token)
-    host = address.rpartition(":")[0]
-    log.info("chief: serving the search on %s:%d", host, port)
-    status = ChiefStatus(oracle, tuner.describe_ended, f"{host}:{port}", status_every, supervised=workers is not None)
+    server, servicer, port = start_oracle_server(oracle, address, token, dist)
+    bound = address if address.startswith("unix:") else f"{address.rpartition(':')[0]}:{port}"
+    tls = " over TLS" if dist is not None and dist.tls_cert else ""
+    log.info("chief: serving the search on %s%s", bound, tls)
+    status = ChiefStatus(oracle, tuner.describe_ended, bound, status_every, supervised=workers is not None)
     finished = False
     try:
         if workers is not None:
-            workers.start(f"{host}:{port}")
+            workers.start(bound)
         while not chief_may_stop(servicer, oracle):
             time.sleep(POLL_SECONDS)
             status.update()

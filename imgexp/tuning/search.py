@@ -11,6 +11,7 @@ import contextlib
 import logging
 import shlex
 import shutil
+import tempfile
 import sys
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,15 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
 
     if role is Role.chief:
         local = LocalWorkers(dist.local_workers, run_dir, dist.max_restarts) if dist.local_workers else None
-        address = "127.0.0.1:0" if local else dist.address
+        # Local workers talk to the chief over a socket in a fresh 0700 folder: no port for others to reach.
+        socket_dir = tempfile.mkdtemp(prefix="imgexp-chief-") if local else None
+        address = f"unix:{socket_dir}/chief.sock" if local else dist.address
         token = distributed.chief_token(dist, search_dir)
-        stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local, token)
+        try:
+            stopped_early = distributed.serve(tuner, address, dist.status_every, budget, local, token, dist)
+        finally:
+            if socket_dir:
+                shutil.rmtree(socket_dir, ignore_errors=True)
     else:
         tuner.budget_seconds = budget if role is None else None  # workers: the chief keeps the budget
         stopped_early = search_here(tuner, dist.address)
