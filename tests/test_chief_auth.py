@@ -105,3 +105,30 @@ def test_a_chief_with_a_certificate_serves_over_tls(tmp_path):
         if chief.poll() is None:
             chief.kill()
     assert (tmp_path / "search" / "random-test" / "best" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("trial_id", ["/../../../../../tmp/ESCAPED", "../x", "1; rm", "", "0" * 13])
+def test_a_worker_refuses_trial_ids_a_fake_chief_makes_up(tmp_path, trial_id):
+    from types import SimpleNamespace
+
+    from imgexp.errors import UserError
+    from imgexp.tuning.tuner import RunTuner
+
+    search = SimpleNamespace(search_dir=tmp_path / "search")
+    with pytest.raises(UserError, match="not a KerasTuner trial id"):
+        RunTuner.checked_trial_dir(search, trial_id)
+    assert not (tmp_path / "ESCAPED").exists() and not list(tmp_path.glob("**/ESCAPED"))
+    assert RunTuner.checked_trial_dir(search, "0003") == tmp_path / "search" / "trial_0003"
+
+
+def test_a_trial_folder_linked_out_of_the_search_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from imgexp.errors import UserError
+    from imgexp.tuning.tuner import RunTuner
+
+    (tmp_path / "search").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "search" / "trial_0001").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="outside the search folder"):
+        RunTuner.checked_trial_dir(SimpleNamespace(search_dir=tmp_path / "search"), "0001")
