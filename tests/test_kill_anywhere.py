@@ -34,33 +34,28 @@ def kill(process):
     process.wait()
 
 
-def test_a_second_copy_of_a_search_stops_in_one_line(tmp_path):
-    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003]}, "trainer.epochs=30")
-    first = start(args, tmp_path)
-    search_dir = tmp_path / "search" / "grid-test"
+def second_copy_is_refused(args, cwd, folder, what: str) -> None:
+    """Start the command, and once it holds `folder` the same command again: one line naming the first."""
+    first = start(args, cwd)
     try:
-        assert wait_until(lambda: is_locked(search_dir)), "the first search never took its folder"
-        second = run_cli(*args, cwd=tmp_path)
+        assert wait_until(lambda: is_locked(folder)), f"the first {what} never took its folder"
+        second = run_cli(*args, cwd=cwd)
         assert second.returncode == 2 and "Traceback" not in second.stderr
         [line] = error_lines(second.stderr)
-        assert f"{search_dir}: this search is in use by process {first.pid} on " in line
+        assert f"{folder}: this {what} is in use by process {first.pid} on " in line
     finally:
         kill(first)
-    assert not is_locked(search_dir), "a SIGKILL leaves no lock behind"
+    assert not is_locked(folder), "a SIGKILL leaves no lock behind"
+
+
+def test_a_second_copy_of_a_search_stops_in_one_line(tmp_path):
+    args = search_args(tmp_path, {"optimizer.lr": [0.01, 0.005, 0.003]}, "trainer.epochs=30")
+    second_copy_is_refused(args, tmp_path, tmp_path / "search" / "grid-test", "search")
 
 
 def test_a_second_run_in_the_same_folder_stops_in_one_line(tmp_path):
     run_dir = tmp_path / "run"
-    args = [*TINY, "trainer.epochs=50", f"hydra.run.dir={run_dir}"]
-    first = start(args, tmp_path)
-    try:
-        assert wait_until(lambda: is_locked(run_dir))
-        second = run_cli(*args, cwd=tmp_path)
-        assert second.returncode == 2 and "Traceback" not in second.stderr
-        [line] = error_lines(second.stderr)
-        assert f"{run_dir}: this run is in use by process {first.pid}" in line
-    finally:
-        kill(first)
+    second_copy_is_refused([*TINY, "trainer.epochs=50", f"hydra.run.dir={run_dir}"], tmp_path, run_dir, "run")
     assert not (run_dir / "metrics.json").exists()
 
 
