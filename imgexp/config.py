@@ -107,6 +107,8 @@ class AugmentationConfig:
 class ModelConfig:
     name: str = MISSING
     dropout: float = 0.5
+    l1: float = 0.0  # L1 weight penalty on the head's Dense layer (and the CNN's Conv/Dense layers)
+    l2: float = 0.0  # L2 weight penalty, likewise: the tutorial's other fine-tuning technique beside dropout
     head: Head = Head.auto
     weights: Optional[str] = None  # null (random init) | a weights file | imagenet (backbones)
 
@@ -319,6 +321,8 @@ def validate(cfg: Config) -> None:
 
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise UserError(f"model.dropout={cfg.model.dropout}: must be in [0, 1)")
+    if cfg.model.l1 < 0 or cfg.model.l2 < 0:
+        raise UserError(f"model.l1={cfg.model.l1}, model.l2={cfg.model.l2}: weight penalties must be >= 0")
     weights = cfg.model.weights
     if isinstance(cfg.model, BackboneConfig):
         if cfg.model.input_size is not None and (len(cfg.model.input_size) != 2 or min(cfg.model.input_size) < 1):

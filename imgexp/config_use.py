@@ -95,7 +95,7 @@ ALWAYS_READ = {
                 "small_class_share", "autotune"},
     "augmentation": {"name", "rotation", "width_shift", "height_shift", "shear", "zoom", "horizontal_flip",
                      "vertical_flip"},
-    "model": {"name", "dropout", "head", "weights", "filters", "kernel_size", "dense_units", "trainable",
+    "model": {"name", "dropout", "l1", "l2", "head", "weights", "filters", "kernel_size", "dense_units", "trainable",
               "input_size"},
     "optimizer": {"name", "lr", "weight_decay", "schedule"},
     "trainer": {"epochs", "early_stopping_patience", "monitor", "precision", "jit_compile", "seed", "deterministic",

@@ -60,3 +60,16 @@ def test_missing_imagenet_download_names_both_fixes(monkeypatch):
     monkeypatch.setitem(backbones.BACKBONES, "mobilenetv2", backbones.Backbone(offline, 32, "tf"))
     with pytest.raises(UserError, match=r"could not download.*model.weights=null.*model.weights=/path"):
         build_model("mobilenetv2", (32, 32), num_classes=2, weights="imagenet")
+
+
+def test_model_l2_adds_its_penalty_to_the_loss():
+    from imgexp.models import build_model
+
+    x, y = np.full((4, 16, 16, 3), 100.0, np.float32), np.array([0, 1, 2, 1])
+    losses = []
+    for l2 in (0.0, 0.5):
+        keras.utils.set_random_seed(3)
+        model = build_model("cnn", (16, 16), 3, filters=(4,), dense_units=8, dropout=0.0, l2=l2)
+        model.compile(loss="sparse_categorical_crossentropy")
+        losses.append(model.evaluate(x, y, verbose=0))
+    assert losses[1] > losses[0] + 1e-3, losses

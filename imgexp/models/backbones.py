@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from imgexp.errors import UserError
-from imgexp.models.head import choose_head
+from imgexp.models.head import choose_head, weight_penalty
 
 BACKBONE_LAYER = "backbone"
 
@@ -22,13 +22,20 @@ BACKBONE_LAYER = "backbone"
 class Backbone:
     constructor: Callable[..., keras.Model]
     min_size: int  # keras.applications refuses smaller inputs
-    preprocessing: str  # keras.applications.imagenet_utils mode: "tf" or "caffe"
+    preprocessing: str  # keras.applications.imagenet_utils mode: "tf" or "caffe"; "built_in": the model has its own
+    takes_name: bool = True  # EfficientNetV2's constructors look their configs up by `name`: renamed after
 
 
 BACKBONES = {
     "mobilenetv2": Backbone(keras.applications.MobileNetV2, 32, "tf"),
     "resnet50": Backbone(keras.applications.ResNet50, 32, "caffe"),
     "inceptionv3": Backbone(keras.applications.InceptionV3, 75, "tf"),
+    # The backbones people deploy to phones; each rescales and normalises 0..255 pixels itself.
+    "mobilenetv3small": Backbone(keras.applications.MobileNetV3Small, 32, "built_in"),
+    "mobilenetv3large": Backbone(keras.applications.MobileNetV3Large, 32, "built_in"),
+    "efficientnetb0": Backbone(keras.applications.EfficientNetB0, 32, "built_in"),
+    "efficientnetv2b0": Backbone(keras.applications.EfficientNetV2B0, 32, "built_in", takes_name=False),
+    "convnexttiny": Backbone(keras.applications.ConvNeXtTiny, 32, "built_in"),
 }
 
 # "caffe" mode: RGB -> BGR, then subtract the ImageNet mean per BGR channel.
@@ -37,6 +44,8 @@ CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 
 def preprocess_layer(mode: str) -> keras.layers.Layer:
     """`preprocess_input` as a standard, serializable layer."""
+    if mode == "built_in":  # the backbone's first layers do it
+        return keras.layers.Identity(name="preprocess")
     if mode == "tf":  # scale to [-1, 1]
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")
     # A fixed 1x1 convolution: a channel permutation plus a bias does RGB->BGR and mean subtraction.
@@ -52,9 +61,12 @@ def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -
     """The headless, globally pooled backbone, with errors a user can fix made clear."""
     spec = BACKBONES[name]
     try:
-        return spec.constructor(
-            include_top=False, weights=weights, input_shape=(*input_size, 3), pooling="avg", name=BACKBONE_LAYER
-        )
+        named = {"name": BACKBONE_LAYER} if spec.takes_name else {}
+        backbone = spec.constructor(include_top=False, weights=weights, input_shape=(*input_size, 3), pooling="avg",
+                                    **named)
+        if not spec.takes_name:  # the same layers, under the name the rest of imgexp looks for
+            backbone = keras.Model(backbone.input, backbone.output, name=BACKBONE_LAYER)
+        return backbone
     except Exception as err:  # keras.utils.get_file raises a bare Exception on a failed download
         if weights == "imagenet" and "fetch failure" in str(err):
             raise UserError(
@@ -83,6 +95,8 @@ def build(
     trainable: bool = True,
     fine_tune_at: int = 0,
     dropout: float = 0.2,
+    l1: float = 0.0,
+    l2: float = 0.0,
     head: str = "auto",
     input_size: tuple[int, int] | None = None,
 ) -> keras.Model:
@@ -103,7 +117,7 @@ def build(
     # training=False keeps BatchNorm in inference mode, also once unfrozen for fine-tuning.
     x = backbone(x, training=False)
     x = keras.layers.Dropout(dropout)(x)
-    outputs = choose_head(num_classes, head).layer()(x)
+    outputs = choose_head(num_classes, head).layer(weight_penalty(l1, l2))(x)
     model = keras.Model(inputs, outputs, name=name)
     set_backbone_trainable(model, trainable, fine_tune_at)
     return model

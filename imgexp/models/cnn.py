@@ -7,7 +7,7 @@ tutorial's network exactly: 19,034,177 parameters for two classes.
 import keras
 
 from imgexp.errors import UserError
-from imgexp.models.head import choose_head
+from imgexp.models.head import choose_head, weight_penalty
 
 
 def build(
@@ -17,6 +17,8 @@ def build(
     kernel_size: int = 3,
     dense_units: int = 512,
     dropout: float = 0.5,
+    l1: float = 0.0,
+    l2: float = 0.0,
     head: str = "auto",
     weights: str | None = None,
 ) -> keras.Model:
@@ -31,12 +33,13 @@ def build(
     inputs = keras.Input((*image_size, 3), name="pixels")
     x = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     for i, n in enumerate(filters):
-        x = keras.layers.Conv2D(n, kernel_size, activation="relu", name=f"conv{i + 1}")(x)
+        x = keras.layers.Conv2D(n, kernel_size, activation="relu", kernel_regularizer=weight_penalty(l1, l2),
+                                name=f"conv{i + 1}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i + 1}")(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dropout(dropout)(x)
-    x = keras.layers.Dense(dense_units, activation="relu", name="dense")(x)
-    outputs = choose_head(num_classes, head).layer()(x)
+    x = keras.layers.Dense(dense_units, activation="relu", kernel_regularizer=weight_penalty(l1, l2), name="dense")(x)
+    outputs = choose_head(num_classes, head).layer(weight_penalty(l1, l2))(x)
     model = keras.Model(inputs, outputs, name="cnn")
     if weights:
         try:

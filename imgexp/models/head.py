@@ -13,9 +13,15 @@ class Head:
     activation: str
     loss: str
 
-    def layer(self) -> keras.layers.Dense:
+    def layer(self, regularizer: keras.regularizers.Regularizer | None = None) -> keras.layers.Dense:
         # float32 output keeps probabilities and the loss exact under mixed precision.
-        return keras.layers.Dense(self.units, activation=self.activation, dtype="float32", name="predictions")
+        return keras.layers.Dense(self.units, activation=self.activation, dtype="float32", name="predictions",
+                                  kernel_regularizer=regularizer)
+
+
+def weight_penalty(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
+    """model.l1 / model.l2 as a Keras kernel regularizer (None when both are 0)."""
+    return keras.regularizers.L1L2(l1=l1, l2=l2) if l1 or l2 else None
 
 
 def choose_head(num_classes: int, head: str = "auto") -> Head:
