@@ -57,3 +57,15 @@ def test_ctrl_c_of_a_search_says_after_which_trial_and_the_same_command_resumes(
     again = run_cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(list(search_dir.glob("trial_*/metrics.json"))) == 3
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_failed_json(tmp_path):
+    from conftest import run_in_process
+    from imgexp.run_folder import read_run
+
+    run_dir = tmp_path / "run"
+    result = run_in_process("dataset.image_size=[16,16]", "model=mobilenetv2", "model.weights=null",
+                            "model.input_size=[8,8]", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    record = read_run(run_dir)
+    assert record.status == "failed" and "model.input_size" in record.error, "compare shows it failed, with why"

@@ -83,6 +83,7 @@ def test_failing_and_nan_trials_are_recorded_and_the_search_completes(tmp_path):
     assert "NaN" in errors[("model.dropout=0.2", "optimizer.lr=1000000000000.0")]
     assert "model.dropout=1.5" in errors[("model.dropout=1.5", "optimizer.lr=0.003")]
     assert "failed" in result.stdout
+    assert "FailedTrialError" not in result.stdout, "the reason, without KerasTuner's class name"
     assert "Traceback" not in result.stderr, "a trial that cannot train is reported in one line"
 
 
