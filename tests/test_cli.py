@@ -9,6 +9,8 @@ import pytest
 
 from conftest import TINY, cli_command, cli_env, error_lines, run_cli
 
+MODEL_OPTIONS = ("model: cnn, convnexttiny, efficientnetb0, efficientnetv2b0, inceptionv3, mobilenetv2, "
+                 "mobilenetv3large, mobilenetv3small, resnet50")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]])
@@ -23,7 +25,6 @@ def test_help_and_cfg_answer_without_tensorflow(args):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert ("dataset" in result.stdout) and ("model" in result.stdout)
-
 
 def test_console_script_finds_conf_from_any_directory(tmp_path):
     script = shutil.which("imgexp", path=str(__import__("pathlib").Path(sys.executable).parent))
@@ -68,7 +69,7 @@ def test_help_lists_only_real_options():
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0, result.stderr
     groups = result.stdout.split("== Config groups ==")[1].split("== Tools")[0]
-    assert "model: cnn, inceptionv3, mobilenetv2, resnet50" in groups
+    assert MODEL_OPTIONS in groups
     assert "schema" not in groups, groups
 
 

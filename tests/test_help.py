@@ -4,11 +4,14 @@ import pytest
 
 from conftest import error_lines, run_in_process
 
+MODEL_OPTIONS = ("model: cnn, convnexttiny, efficientnetb0, efficientnetv2b0, inceptionv3, mobilenetv2, "
+                 "mobilenetv3large, mobilenetv3small, resnet50")
+
 
 def test_help_is_imgexps_page(tmp_path):
     result = run_in_process("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for text in ("imgexp: hyperparameter experiments", "model: cnn, inceptionv3, mobilenetv2, resnet50",
+    for text in ("imgexp: hyperparameter experiments", MODEL_OPTIONS,
                  "dataset: csv, digits, folder", "imgexp.export", "model.weights=null", "--hydra-help"):
         assert text in result.stdout, text
     assert "Hydra (" in run_in_process("--hydra-help", cwd=tmp_path).stdout, "Hydra's own help stays reachable"

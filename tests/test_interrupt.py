@@ -14,8 +14,10 @@ from imgexp.run_folder import find_runs, read_history
 
 def interrupt_when(args, cwd, ready, timeout=300):
     """Start `python -m imgexp ARGS`, send SIGINT (Ctrl-C) once `ready()`; (exit code, stderr)."""
+    # A shell's background job (CI may start the suite as one) inherits SIGINT ignored; a user's terminal does not.
     process = subprocess.Popen(cli_command(*args), cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     while not ready() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
