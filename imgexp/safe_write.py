@@ -42,7 +42,7 @@ def checked_target(path: Path, root: Path | None) -> Path:
     relative = os.path.relpath(path.absolute().parent, root.absolute())
     folder = real_root
     for part in Path(relative).parts:  # one component at a time: a link among them is refused
-        if part in (os.curdir,):
+        if part == os.curdir:
             continue
         if part == os.pardir:
             raise UserError(f"{path}: outside the folder {root} that imgexp writes into; give a path inside it")
@@ -61,11 +61,15 @@ def checked_folder(folder: Path, root: Path) -> Path:
     return checked_target(Path(folder) / "_", root).parent
 
 
+def temporary_name(target: Path) -> Path:
+    """A name beside the target that keeps its suffixes (Keras checks them: `.keras`, `.weights.h5`)."""
+    return target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}.{target.name}")
+
+
 def temporary_beside(target: Path) -> Path:
-    """A new, empty file in the target's folder whose name keeps the target's suffixes
-    (Keras checks them: `.keras`, `.weights.h5`)."""
+    """A new, empty file in the target's folder, named by `temporary_name`."""
     while True:
-        temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}.{target.name}")
+        temp = temporary_name(target)
         try:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
             return temp
@@ -113,7 +117,7 @@ def write_folder_with(path: Path, writer: Callable[[Path], Any], root: Path | No
     target = checked_target(path, root)
     if target.exists() or target.is_symlink():
         raise UserError(f"{target} exists already; remove it or choose another path")
-    temp = target.with_name(f"{TEMP_PREFIX}{secrets.token_hex(4)}.{target.name}")
+    temp = temporary_name(target)
     temp.mkdir()
     try:
         writer(temp)

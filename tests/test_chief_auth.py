@@ -2,10 +2,8 @@
 only by the worker that holds it, with the values it was handed."""
 
 import json
-import os
 import stat
 import subprocess
-import time
 
 import grpc
 import pytest

@@ -1,7 +1,5 @@
 """imgexp.compare: every status a run folder can be in, and a table that fits the terminal."""
 
-import json
-import os
 import subprocess
 import sys
 

@@ -96,30 +96,24 @@ def with_draw_seeds(ds: tf.data.Dataset, key: tf.Tensor) -> tf.data.Dataset:
 def shuffled_epochs(split: Split, size: tuple[int, int], seed: int, counter: EpochCounter, cache: str | None,
                     cache_name: str, skip_bad: bool, calls: int) -> tf.data.Dataset:
     """(uint8 image, label, draw seed) for one epoch per pass, in an order drawn from (seed, epoch)."""
-    n = len(split)
-
     def key_of_pass() -> tf.Tensor:
         return tf.stack([tf.constant(seed, tf.int64), counter.take()])
 
-    if split.images is not None:  # in memory: gather in the epoch's order
-        images, labels = tf.constant(split.images), tf.constant(split.labels)
+    def gathered(values) -> tf.data.Dataset:
+        """(value, label, draw seed) with the values taken in the pass's order."""
+        values, labels = tf.constant(values), tf.constant(split.labels)
 
         def one_epoch(_):
             key = key_of_pass()
-            order = tf.data.Dataset.from_tensor_slices(epoch_order(n, key))
-            return with_draw_seeds(order.map(lambda i: (tf.gather(images, i), tf.gather(labels, i))), key)
+            order = tf.data.Dataset.from_tensor_slices(epoch_order(len(split), key))
+            return with_draw_seeds(order.map(lambda i: (tf.gather(values, i), tf.gather(labels, i))), key)
 
-        ds = tf.data.Dataset.range(1).flat_map(one_epoch)
-        return ds.map(lambda x, y, s: (resize(x, size), y, s), num_parallel_calls=calls)
+        return tf.data.Dataset.range(1).flat_map(one_epoch)
+
+    if split.images is not None:  # in memory: gather the images in the epoch's order
+        return gathered(split.images).map(lambda x, y, s: (resize(x, size), y, s), num_parallel_calls=calls)
     if cache is None:  # stream from disk: shuffle the cheap file names, then decode
-        paths, labels = tf.constant(split.paths), tf.constant(split.labels)
-
-        def one_epoch(_):
-            key = key_of_pass()
-            order = tf.data.Dataset.from_tensor_slices(epoch_order(n, key))
-            return with_draw_seeds(order.map(lambda i: (tf.gather(paths, i), tf.gather(labels, i))), key)
-
-        return decode_files(tf.data.Dataset.range(1).flat_map(one_epoch), size, skip_bad, calls)
+        return decode_files(gathered(split.paths), size, skip_bad, calls)
     # A tf.data file cache is read in its own order: shuffle blocks of SHUFFLE_BUFFER images as they come.
     cached = decoded_images(split, size, skip_bad, calls).cache("" if cache == "memory" else f"{cache}.{cache_name}")
 

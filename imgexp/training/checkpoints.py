@@ -16,8 +16,6 @@ error, a copy cut short) is skipped with one log line and the one before it
 is used.
 """
 
-import csv
-import io
 import logging
 import math
 import re
@@ -34,19 +32,11 @@ BACKUP_NAME = re.compile(r"^epoch-(\d+)\.weights\.h5$")
 BACKUPS_KEPT = 2  # the newest, and the one before it in case the newest cannot be read
 
 
-def history_csv(rows: list[dict[str, float]]) -> str:
-    """CSVLogger's layout: `epoch` first, then the other keys in sorted order."""
-    keys = sorted({k for r in rows for k in r} - {"epoch"})
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["epoch", *keys], lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "epoch": int(row["epoch"])})
-    return out.getvalue()
-
-
 def write_history(run_dir: Path, rows: list[dict[str, float]]) -> None:
-    safe_write.write_text(run_dir / HISTORY_FILE, history_csv(rows), run_dir)
+    """history.csv in CSVLogger's layout: `epoch` first, then the other keys in sorted order."""
+    keys = sorted({k for r in rows for k in r} - {"epoch"})
+    table = [["epoch", *keys], *([int(r["epoch"]), *(r.get(k, "") for k in keys)] for r in rows)]
+    safe_write.write_csv(run_dir / HISTORY_FILE, table, run_dir)
 
 
 def keep_history_before(run_dir: Path, epoch: int) -> None:

@@ -23,7 +23,7 @@ from imgexp import safe_write
 from imgexp.compose import compose_config
 from imgexp.errors import UserError
 from imgexp.job import run_job
-from imgexp.run_folder import FAILED_FILE, read_run, write_config, write_failure
+from imgexp.run_folder import read_run, write_config, write_failure
 from imgexp.training.continuation import Continuation
 from imgexp.tuning.kt_compat import BaseTuner, is_worker, quiet_failed_trials, write_state_files_atomically
 from imgexp.tuning.space import SearchSpace
@@ -51,7 +51,6 @@ def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
     done = read_run(run_dir)
     if done.done:  # finished (or pruned) before the search was interrupted
         return done.metrics
-    (run_dir / FAILED_FILE).unlink(missing_ok=True)  # a retried trial starts clean
     try:
         cfg, choices = compose_config(overrides)
         write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
