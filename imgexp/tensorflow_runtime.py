@@ -25,6 +25,7 @@ START_UP_NOISE = re.compile(
     r"|cuda_platform\.cc:\d+\] failed call to cuInit"  # no GPU here; the run logs the device and precision it uses
     r"|^To enable the following instructions: .* rebuild TensorFlow"  # cpu_feature_guard's second line
     r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU"  # LiteRT's interpreter, at its first run
+    r"|^fully_quantize: \d+, inference_type: \d+"  # the TFLite quantizer's summary of what it was asked
 )
 
 

@@ -81,13 +81,7 @@ def handle_duplicates(source: ImageSource, root: str | None, policy: str) -> Ima
 
 
 def without(split: Split, indices: list[int]) -> Split:
-    keep = np.setdiff1d(np.arange(len(split)), indices)
-    return Split(
-        labels=split.labels[keep],
-        images=split.images[keep] if split.images is not None else None,
-        paths=[split.paths[i] for i in keep] if split.paths is not None else None,
-        ids=[split.ids[i] for i in keep] if split.ids is not None else None,
-    )
+    return split.subset(np.setdiff1d(np.arange(len(split)), indices))
 
 
 def class_counts(split: Split, class_names: list[str]) -> dict[str, int]:

@@ -109,12 +109,7 @@ def split_off(train: Split, share: float, seed: int) -> tuple[Split, Split]:
     idx_train, idx_val = train_test_split(
         np.arange(len(train)), test_size=share, random_state=seed, stratify=stratify
     )
-    def pick(idx: np.ndarray) -> Split:
-        return Split(labels=train.labels[idx], paths=[train.paths[i] for i in idx] if train.paths else None,
-                     images=train.images[idx] if train.images is not None else None,
-                     ids=[train.ids[i] for i in idx] if train.ids else None)
-
-    return pick(np.sort(idx_train)), pick(np.sort(idx_val))
+    return train.subset(np.sort(idx_train)), train.subset(np.sort(idx_val))
 
 
 def carve_splits(train: Split, validation: Split | None, test: Split | None, request) -> tuple[Split, Split, Split | None]:

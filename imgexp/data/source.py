@@ -17,6 +17,13 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, indices) -> "Split":
+        """The images at `indices`, in that order."""
+        return Split(labels=self.labels[indices],
+                     images=self.images[indices] if self.images is not None else None,
+                     paths=[self.paths[i] for i in indices] if self.paths is not None else None,
+                     ids=[self.ids[i] for i in indices] if self.ids is not None else None)
+
 
 @dataclass
 class ImageSource:

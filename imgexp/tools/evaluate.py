@@ -13,50 +13,27 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from imgexp import safe_write
 from imgexp.errors import UserError
-from imgexp.run_folder import (BEST_CONFIG_FILE, CONFIG_FILE, CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE,
-                               load_yaml_text,
-                               REPORT_FILE, FinishedRun, open_run, trained_image_size, write_json)
+from imgexp.run_data import run_config, run_source
+from imgexp.run_folder import (CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE, REPORT_FILE, FinishedRun,
+                               open_run, trained_image_size, write_json)
 from imgexp.tools.cli import run_tool
-
-CONFIG_FILES = (CONFIG_FILE, BEST_CONFIG_FILE)  # a run's own, or a search's best/
-
-
-def run_config(run: FinishedRun) -> dict:
-    for name in CONFIG_FILES:
-        if (run.path / name).is_file():
-            return load_yaml_text(run.path / name)
-    raise UserError(f"{run.path}: no config ({' or '.join(CONFIG_FILES)}) to rebuild its split; give --folder DIR")
 
 
 def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path: str | None):
     """(name, Split) to evaluate on, with the same classes as the run."""
-    from imgexp.data.checks import handle_duplicates
     from imgexp.data.folder import read_matching_split
-    from imgexp.data.load import ListingRequest, load_source
 
     if folder is not None:
         if not folder.is_dir():
             raise UserError(f"--folder {folder}: no such folder")
         return f"folder-{folder.name}", read_matching_split(folder, run.class_names, "skip")
-    config = run_config(run)
-    ds = config["dataset"]
-    if dataset_path is not None:
-        if not Path(dataset_path).is_dir():
-            raise UserError(f"dataset.path={dataset_path}: no such folder")
-        ds = {**ds, "name": "folder", "path": dataset_path}
-    request = ListingRequest(ds["name"], ds.get("path"), ds["validation_split"], config["trainer"]["seed"],
-                             ds.get("on_bad_image", "skip"), ds.get("test_split", 0.0), ds.get("images"),
-                             ds.get("file_column"), ds.get("label_column"))
-    source = load_source(request)
-    if source.class_names != run.class_names:
-        raise UserError(f"the data has classes {source.class_names}, the model {run.class_names}; give matching folders")
-    source = handle_duplicates(source, request.root, ds.get("on_duplicate", "warn"))  # as the run did
+    source, _ = run_source(run, dataset_path)
     if split == "test":
         if source.test is None:
-            raise UserError(f"dataset.path={ds.get('path')}: no test split (no test/ folder, split column or "
+            path = run_config(run)["dataset"].get("path") if dataset_path is None else dataset_path
+            raise UserError(f"dataset.path={path}: no test split (no test/ folder, split column or "
                             "dataset.test_split); use --split validation or --folder DIR")
         return "test", source.test
     return "validation", source.validation
