@@ -10,7 +10,9 @@ from imgexp.errors import UserError
 from imgexp.run_folder import BEST_CONFIG_FILE, RunRecord, find_runs
 from imgexp.tracking.hparams import flatten
 
-METRIC_COLUMNS = ("val_accuracy", "val_balanced_accuracy", "val_loss", "train_accuracy", "epochs_run", "seconds")
+METRIC_COLUMNS = ("val_accuracy", "val_balanced_accuracy", "val_loss", "train_accuracy", "epochs_run", "seconds",
+                  "latency_ms", "model_bytes")
+COSTS = ("latency_ms", "model_bytes")  # what deploying a run costs (metrics.json): --pareto ranks against one
 NOT_COMPARED = ("hydra", "search", "search_space", "tuner", "trainer.verbose")
 
 
@@ -26,9 +28,24 @@ def differing_keys(records: list[RunRecord]) -> list[str]:
     return [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
 
 
+def maximized(objective: str) -> bool:
+    return not objective.endswith("loss")
+
+
+def pareto_front(records: list[RunRecord], objective: str, cost: str) -> list[RunRecord]:
+    """The finished runs no other run beats on both `objective` and `cost`: as good or better on both,
+    strictly better on one. The best model that fits a phone is one of them."""
+    sign = 1 if maximized(objective) else -1
+    scored = [(sign * r.metrics[objective], r.metrics[cost], r) for r in records
+              if r.done and isinstance(r.metrics.get(objective), (int, float))
+              and isinstance(r.metrics.get(cost), (int, float))]
+    return [r for score, price, r in scored
+            if not any(s >= score and p <= price and (s > score or p < price) for s, p, _ in scored)]
+
+
 def ranked(records: list[RunRecord], objective: str) -> list[RunRecord]:
     """Finished runs best first by `objective`, then running, then failed."""
-    maximize = objective != "val_loss" and not objective.endswith("loss")
+    maximize = maximized(objective)
     finished = [r for r in records if r.done and objective in r.metrics]
     finished.sort(key=lambda r: r.metrics[objective], reverse=maximize)
     rest = [r for r in records if r not in finished]
@@ -44,8 +61,8 @@ def rows(records: list[RunRecord], root: Path | None, keys: list[str]) -> list[d
         row.update({k: f"{flat[k]:.4g}" if isinstance(flat.get(k), float) else str(flat.get(k, "")) for k in keys})
         for m in METRIC_COLUMNS:
             value = r.metrics.get(m)
-            row[m] = "" if value is None else (f"{value:.1f}" if m == "seconds" else
-                                               f"{value:.4f}" if isinstance(value, float) else str(value))
+            row[m] = "" if value is None else (f"{value:.1f}" if m == "seconds" else f"{value:.2f}" if m == "latency_ms"
+                                               else f"{value:.4f}" if isinstance(value, float) else str(value))
         row["continued_from"] = str(r.metrics.get("continued_from") or "")  # hyperband: the trial it went on from
         row["error"] = r.error
         table.append(row)
@@ -62,7 +79,8 @@ def mixed_data_warning(records: list[RunRecord]) -> str | None:
 
 
 FIRST_COLUMNS = ("rank", "run", "status", "val_accuracy", "val_loss")  # always shown, in this order
-LATER_COLUMNS = ("val_balanced_accuracy", "train_accuracy", "epochs_run", "seconds", "data", "continued_from")
+LATER_COLUMNS = ("val_balanced_accuracy", "train_accuracy", "epochs_run", "seconds", "latency_ms", "model_bytes", "data",
+                 "continued_from")
 CELL_MAX = {"run": 32, "error": 56}  # longer values are cut (the CSV keeps them whole)
 DEFAULT_CELL_MAX = 24
 CELL_PADDING = 3  # rich's padding and border per column
@@ -122,8 +140,13 @@ def print_table(table: list[dict[str, str]], title: str, console: Console | None
                       "(--columns to choose, --csv for all)", soft_wrap=False, overflow="fold")
 
 
-def compare(paths: list[Path], objective: str = "val_accuracy") -> tuple[list[dict[str, str]], list[RunRecord]]:
+def compare(paths: list[Path], objective: str = "val_accuracy",
+            pareto: str | None = None) -> tuple[list[dict[str, str]], list[RunRecord]]:
+    """The table of the runs under `paths` (only those on the Pareto front of `objective` and the cost
+    `pareto`, when given) and their records."""
     records = [r for r in find_runs(paths) if not is_search_launcher(r)]
+    if pareto is not None:
+        records = pareto_front(records, objective, pareto)
     records = ranked(records, objective)
     root = paths[0] if len(paths) == 1 and paths[0].is_dir() else None
     swept = {o.split("=", 1)[0].lstrip("+~") for r in records for o in r.overrides}

@@ -100,7 +100,7 @@ def print_checks(checks: list[Check], reference: Reference, images: int) -> None
 
     table = Table(title=f"{checks[0].export}: checked on {images} validation images of the run")
     table.add_column("", no_wrap=True)
-    table.add_column("Keras", no_wrap=True)
+    table.add_column("model.keras", no_wrap=True)
     for c in checks:
         table.add_column(c.runtime, no_wrap=True)
     figures = [

@@ -7,7 +7,7 @@ const tf = require("@tensorflow/tfjs");
 require("@tensorflow/tfjs-backend-wasm");
 
 const BATCH = 32;
-const WARMUP = 3, MIN_CALLS = 5, MAX_CALLS = 100, TIMED_MS = 250;  // as imgexp/latency.py
+const WARMUP = 3, MIN_CALLS = 5, MAX_CALLS = 50, TIMED_MS = 100;  // as imgexp/latency.py
 
 function fromDisk(dir) {  // tf.io.fileSystem is tfjs-node's; plain tfjs takes an IOHandler
   return {

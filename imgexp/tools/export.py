@@ -85,12 +85,6 @@ def folder_bytes(path: Path, leave_out: tuple[str, ...] = ()) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name not in leave_out)
 
 
-def keras_latency(model, image) -> float:
-    from imgexp.latency import batch1_latency_ms
-
-    return batch1_latency_ms(lambda: model(image, training=False))
-
-
 def write_saved_model(model, path: Path, root: Path | None) -> None:
     """Not model.export(): its `serve` endpoint ran the nested classifier with dropout active (a
     different answer on every call) and does not convert to TF.js. training=False, said explicitly."""
@@ -107,6 +101,8 @@ def write_saved_model(model, path: Path, root: Path | None) -> None:
 def export_keras(run, model, model32, path, root, images, fmt):
     import keras
 
+    from imgexp.latency import keras_latency_ms
+
     if fmt == "keras":
         safe_write.copy_file(run.model_path, path, root)
     else:
@@ -114,7 +110,7 @@ def export_keras(run, model, model32, path, root, images, fmt):
             safe_write.write_with(path, lambda temp: model.save(temp), root)
     with absl_quiet():
         reloaded = keras.models.load_model(path)
-    return [(f"Keras {keras.__version__}", reloaded.predict(images, verbose=0), keras_latency(reloaded, images[:1]))]
+    return [(f"Keras {keras.__version__}", reloaded.predict(images, verbose=0), keras_latency_ms(reloaded, images[:1]))]
 
 
 def export_savedmodel(run, model, model32, path, root, images, fmt):
@@ -189,6 +185,7 @@ def export(run_dir: Path, fmt: str, output: Path | None, quantize: str = "none",
     import_tensorflow()
     from imgexp.deploy.checks import Reference
     from imgexp.deploy.float32 import in_float32
+    from imgexp.latency import keras_latency_ms
 
     model = run.load_model()
     size = trained_image_size(model)
@@ -201,7 +198,7 @@ def export(run_dir: Path, fmt: str, output: Path | None, quantize: str = "none",
         extra["quantize"] = quantize
     model32 = in_float32(model)
     reference = Reference(labels, model.predict(images, verbose=0), model32.predict(images, verbose=0),
-                          keras_latency(model, images[:1]), run.model_path.stat().st_size)
+                          keras_latency_ms(model, images[:1]), run.model_path.stat().st_size)
     writer = {"keras": export_keras, "h5": export_keras, "savedmodel": export_savedmodel, "tflite": export_tflite,
               "tfjs": export_tfjs}[fmt]
     results = writer(run, model, model32, path, root, images, fmt, **extra)

@@ -22,6 +22,7 @@ from imgexp.data.source import ImageSource
 from imgexp.errors import Interrupted, UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
+from imgexp.latency import keras_latency_ms
 from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
@@ -98,10 +99,18 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return {int(c): float(w) for c, w in zip(present, weights)} | {c: 1.0 for c in range(num_classes) if c not in present}
 
 
-def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> None:
-    """model.keras, written whole or not at all."""
+def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> keras.Model:
+    """model.keras, written whole or not at all; returns the model it holds (raw images in)."""
     served = with_raw_image_input(model, image_size)
     safe_write.write_with(run_dir / MODEL_FILE, lambda temp: served.save(temp), run_dir)
+    return served
+
+
+def deployment_cost(served: keras.Model, image_size: tuple[int, int], run_dir: Path) -> dict[str, float]:
+    """What the model costs where it will run: model.keras' size, and Keras' latency per image at
+    batch 1 on this machine (imgexp.compare --pareto latency_ms ranks runs by both)."""
+    return {"model_bytes": (run_dir / MODEL_FILE).stat().st_size,
+            "latency_ms": keras_latency_ms(served, tf.zeros((1, *image_size, 3), tf.float32))}
 
 
 def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
@@ -258,5 +267,6 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
     recorder.scalars({f"best/{m}": metrics[m] for m in ("val_accuracy", "val_balanced_accuracy", "val_loss")},
                      step=metrics["best_epoch"])
-    save_model(model, tuple(cfg.dataset.image_size), run_dir)
+    served = save_model(model, tuple(cfg.dataset.image_size), run_dir)
+    metrics.update(deployment_cost(served, tuple(cfg.dataset.image_size), run_dir))
     return metrics
