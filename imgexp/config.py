@@ -59,6 +59,11 @@ class Precision(str, Enum):
     mixed_bfloat16 = "mixed_bfloat16"
 
 
+class FeatureCache(str, Enum):
+    auto = "auto"  # a frozen backbone's features are computed once when the images are not augmented
+    off = "off"  # the backbone runs on every image in every epoch
+
+
 class Monitor(str, Enum):
     val_accuracy = "val_accuracy"
     val_loss = "val_loss"
@@ -162,6 +167,7 @@ class TrainerConfig:
     class_weight: Optional[ClassWeight] = None  # balanced: weigh the loss against class imbalance
     fine_tune_epochs: int = 0  # > 0: head first, then unfreeze from model.fine_tune_at
     fine_tune_lr_factor: float = 0.1  # learning rate multiplier for the fine-tune phase
+    feature_cache: FeatureCache = FeatureCache.auto  # frozen backbone: train the head on features computed once
     verbose: int = 2  # Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch
     strategy: Strategy = Strategy.default  # mirrored: data parallel over this machine's devices
 

@@ -71,3 +71,25 @@ def test_columns_choose_and_the_csv_keeps_everything(outputs, tmp_path):
     wrong = subprocess.run([sys.executable, "-m", "imgexp.compare", str(outputs), "--columns", "nope"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "--columns nope: no such column" in wrong.stderr
+
+
+def test_pareto_keeps_the_runs_no_other_beats_on_accuracy_and_cost(tmp_path):
+    # (val_accuracy, latency_ms, model_bytes): b beats a on both; c is the most accurate; d the cheapest;
+    # e ties c's accuracy at a higher cost (beaten); f has no cost recorded (a run from before it)
+    runs = {"a": (0.80, 5.0, 900), "b": (0.85, 4.0, 800), "c": (0.95, 9.0, 5000), "d": (0.60, 1.0, 100),
+            "e": (0.95, 9.5, 5000), "f": (0.99, None, None)}
+    for name, (accuracy, latency, size) in runs.items():
+        fake_run(tmp_path / name, "cnn", 0.001, "finished")
+        metrics = {"val_accuracy": accuracy, "val_loss": 1 - accuracy, "status": "finished"}
+        if latency is not None:
+            metrics |= {"latency_ms": latency, "model_bytes": size}
+        write_json(tmp_path / name / "metrics.json", metrics)
+    result = subprocess.run([sys.executable, "-m", "imgexp.compare", str(tmp_path), "--pareto", "latency_ms"],
+                            env={**cli_env(), "COLUMNS": "120"}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = [line.split("│")[2].strip() for line in result.stdout.splitlines() if line.startswith("│")]
+    assert shown == ["c", "b", "d"], result.stdout  # ranked by val_accuracy
+    assert "3 runs no other run beats on both val_accuracy and latency_ms" in " ".join(result.stdout.split())
+    bad = subprocess.run([sys.executable, "-m", "imgexp.compare", str(tmp_path), "--pareto", "flops"],
+                         env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "invalid choice: 'flops'" in bad.stderr

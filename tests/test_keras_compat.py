@@ -41,3 +41,39 @@ def test_pyproject_bounds_keras_at_the_tested_version():
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert f'"keras>=3.14,<={keras_compat.TESTED_VERSION}"' in pyproject
     assert keras.__version__ == keras_compat.TESTED_VERSION or keras.__version__ < keras_compat.TESTED_VERSION
+
+
+def test_a_model_saved_without_its_training_state_loads_quietly_and_trains_on(tmp_path):
+    """Fails when a Keras release saves the optimizer some other way, or `compile` sets other attributes."""
+    import warnings
+    import zipfile
+
+    import h5py
+
+    from imgexp.models.serving import with_raw_image_input
+    from imgexp.training.keras_compat import without_training_state
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x, y = np.random.default_rng(0).random((8, 8, 8, 3)), np.zeros(8)
+    model.fit(x, y, verbose=0)
+    served = with_raw_image_input(model, (8, 8))
+    served.save(tmp_path / "trained.keras")
+    with without_training_state(model):
+        served.save(tmp_path / "inference.keras")
+
+    def saved_groups(path):
+        with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
+            names = []
+            h5.visit(names.append)
+            return names
+
+    assert any(n.endswith("/optimizer") for n in saved_groups(tmp_path / "trained.keras")), "the premise: Keras saves it"
+    assert not any("optimizer" in n for n in saved_groups(tmp_path / "inference.keras"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer" would be raised here
+        loaded = keras.models.load_model(tmp_path / "inference.keras")
+    np.testing.assert_array_equal(loaded.predict(x * 255, verbose=0), served.predict(x * 255, verbose=0))
+    assert model.compiled and model.optimizer is not None and model.optimizer.iterations.numpy() == 1
+    model.fit(x, y, verbose=0)  # the run's model trains on as it was
+    assert model.optimizer.iterations.numpy() == 2

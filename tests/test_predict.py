@@ -91,8 +91,8 @@ def test_export_loads_back_and_agrees(folder_run, image_folder, tmp_path, fmt):
     out = tmp_path / {"keras": "m.keras", "h5": "m.h5", "savedmodel": "sm", "tflite": "m.tflite"}[fmt]
     result = run_cli(str(folder_run), "--format", fmt, "--output", str(out), module="imgexp.export", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "tolerance 1e-04): OK" in result.stdout
-    from imgexp.tools.export import in_float32
+    assert "(checked: OK)" in result.stdout
+    from imgexp.deploy.float32 import in_float32
 
     images = validation_images(image_folder)
     trained = keras.models.load_model(folder_run / "model.keras")
@@ -105,7 +105,9 @@ def test_export_loads_back_and_agrees(folder_run, image_folder, tmp_path, fmt):
         loaded = tf.saved_model.load(str(out))  # keep it referenced while its function runs
         got = np.asarray(loaded.serve(images))
     else:
-        interpreter = tf.lite.Interpreter(model_path=str(out))
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(out))
         index = interpreter.get_input_details()[0]["index"]
         interpreter.resize_tensor_input(index, list(images.shape))
         interpreter.allocate_tensors()

@@ -8,7 +8,8 @@ import pytest
 from conftest import TINY, cli_command, cli_env, search_args
 
 NOISE = re.compile(r"All log messages before absl|oneDNN custom operations|Could not find cuda drivers|cuInit"
-                   r"|retracing|tf\.lite\.Interpreter is deprecated|WARNING:absl|XNNPACK delegate")
+                   r"|retracing|tf\.lite\.Interpreter is deprecated|WARNING:absl|XNNPACK delegate"
+                   r"|fully_quantize|Statistics for quantized inputs|UserWarning|DeprecationWarning")
 
 
 def run_quietly(*args, cwd, module="imgexp"):
@@ -48,6 +49,8 @@ def test_a_hyperband_search_is_quiet(tmp_path):
     ("imgexp.evaluate", []),
     ("imgexp.compare", []),
     *(("imgexp.export", ["--format", fmt, "--output", f"{{tmp}}/model.{fmt}"]) for fmt in ("tflite", "h5", "savedmodel")),
+    ("imgexp.export", ["--format", "tflite", "--quantize", "int8", "--max-accuracy-drop", "100",  # quiet, whatever it costs
+                       "--output", "{tmp}/model-int8.tflite"]),
 ])
 def test_each_tool_is_quiet(finished_run, tmp_path, module, extra):
     if module == "imgexp.predict":

@@ -93,32 +93,38 @@ def with_draw_seeds(ds: tf.data.Dataset, key: tf.Tensor) -> tf.data.Dataset:
     return ds.enumerate().map(lambda i, xy: (*xy, tf.random.experimental.stateless_fold_in(key, i)))
 
 
+def pass_key(seed: int, counter: EpochCounter) -> tf.Tensor:
+    """The key of the pass starting now: (seed, its epoch)."""
+    return tf.stack([tf.constant(seed, tf.int64), counter.take()])
+
+
+def shuffled_values(values, labels, seed: int, counter: EpochCounter) -> tf.data.Dataset:
+    """(value, label, draw seed) for one epoch per pass, the values taken in the order drawn from
+    (seed, epoch): images, file names, or a frozen backbone's features (training/features.py)."""
+    values, labels = tf.constant(values), tf.constant(labels)
+    count = len(labels)
+
+    def one_epoch(_):
+        key = pass_key(seed, counter)
+        order = tf.data.Dataset.from_tensor_slices(epoch_order(count, key))
+        return with_draw_seeds(order.map(lambda i: (tf.gather(values, i), tf.gather(labels, i))), key)
+
+    return tf.data.Dataset.range(1).flat_map(one_epoch)
+
+
 def shuffled_epochs(split: Split, size: tuple[int, int], seed: int, counter: EpochCounter, cache: str | None,
                     cache_name: str, skip_bad: bool, calls: int) -> tf.data.Dataset:
     """(uint8 image, label, draw seed) for one epoch per pass, in an order drawn from (seed, epoch)."""
-    def key_of_pass() -> tf.Tensor:
-        return tf.stack([tf.constant(seed, tf.int64), counter.take()])
-
-    def gathered(values) -> tf.data.Dataset:
-        """(value, label, draw seed) with the values taken in the pass's order."""
-        values, labels = tf.constant(values), tf.constant(split.labels)
-
-        def one_epoch(_):
-            key = key_of_pass()
-            order = tf.data.Dataset.from_tensor_slices(epoch_order(len(split), key))
-            return with_draw_seeds(order.map(lambda i: (tf.gather(values, i), tf.gather(labels, i))), key)
-
-        return tf.data.Dataset.range(1).flat_map(one_epoch)
-
     if split.images is not None:  # in memory: gather the images in the epoch's order
-        return gathered(split.images).map(lambda x, y, s: (resize(x, size), y, s), num_parallel_calls=calls)
+        return shuffled_values(split.images, split.labels, seed, counter).map(
+            lambda x, y, s: (resize(x, size), y, s), num_parallel_calls=calls)
     if cache is None:  # stream from disk: shuffle the cheap file names, then decode
-        return decode_files(gathered(split.paths), size, skip_bad, calls)
+        return decode_files(shuffled_values(split.paths, split.labels, seed, counter), size, skip_bad, calls)
     # A tf.data file cache is read in its own order: shuffle blocks of SHUFFLE_BUFFER images as they come.
     cached = decoded_images(split, size, skip_bad, calls).cache("" if cache == "memory" else f"{cache}.{cache_name}")
 
     def one_epoch(_):
-        key = key_of_pass()
+        key = pass_key(seed, counter)
         blocks = cached.batch(SHUFFLE_BUFFER).enumerate().map(
             lambda b, xy: permuted(xy, tf.random.experimental.stateless_fold_in(key, b)))
         return with_draw_seeds(blocks.unbatch(), key)

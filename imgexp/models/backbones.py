@@ -114,8 +114,10 @@ def build(
     if input_size != tuple(image_size):
         x = keras.layers.Resizing(*input_size, name="backbone_resize")(x)
     x = preprocess_layer(spec.preprocessing)(x)
-    # training=False keeps BatchNorm in inference mode, also once unfrozen for fine-tuning.
-    x = backbone(x, training=False)
+    # Pretrained: training=False keeps BatchNorm in inference mode, also once unfrozen for fine-tuning
+    # (its ImageNet statistics stay). From scratch (weights=null) BatchNorm has no statistics yet and
+    # must learn them: in inference mode it would normalise with its initial 0 and 1 for ever.
+    x = backbone(x, training=False) if weights is not None else backbone(x)
     x = keras.layers.Dropout(dropout)(x)
     outputs = choose_head(num_classes, head).layer(weight_penalty(l1, l2))(x)
     model = keras.Model(inputs, outputs, name=name)

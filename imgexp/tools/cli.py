@@ -1,5 +1,6 @@
 """What the tools' command lines share: an error a user can fix is one line and exit code 2."""
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -15,3 +16,10 @@ def run_tool(prog: str, work: Callable[[], object]) -> int:
         print(error_line(err, prog), file=sys.stderr)
         return EXIT_USER_ERROR
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument said in one line (argparse prints its usage first) and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see --help)\n")

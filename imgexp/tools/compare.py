@@ -5,14 +5,13 @@
     python -m imgexp.compare outputs --pareto latency_ms   # the runs no other beats on accuracy and latency
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 from imgexp import safe_write
 from imgexp.errors import UserError
 from imgexp.run_table import COSTS, compare, mixed_data_warning, print_table
-from imgexp.tools.cli import run_tool
+from imgexp.tools.cli import OneLineParser, run_tool
 
 
 def write_csv(table: list[dict[str, str]], path: Path) -> None:
@@ -21,7 +20,7 @@ def write_csv(table: list[dict[str, str]], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgexp.compare", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m imgexp.compare", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="run dirs, multirun dirs, search dirs or outputs/")
     parser.add_argument("--objective", default="val_accuracy", help="metric to rank by (default val_accuracy)")
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV file (every column, whole)")

@@ -9,7 +9,6 @@ Writes metrics.json, confusion_matrix.png and classification_report.txt into
 RUN_DIR/evaluation/<split>/ (or evaluation/folder-<name>/) and prints per-class precision and recall.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from imgexp.errors import UserError
 from imgexp.run_data import run_config, run_source
 from imgexp.run_folder import (CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE, REPORT_FILE, FinishedRun,
                                open_run, trained_image_size, write_json)
-from imgexp.tools.cli import run_tool
+from imgexp.tools.cli import OneLineParser, run_tool
 
 
 def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path: str | None):
@@ -67,7 +66,7 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgexp.evaluate", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m imgexp.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")
     parser.add_argument("overrides", nargs="*", help="dataset.path=DIR: evaluate on another folder in the same layout")
     parser.add_argument("--split", choices=["validation", "test"], default="validation")

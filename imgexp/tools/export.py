@@ -15,7 +15,6 @@ spatial sizes); int8 is full-integer (int8 input and output, its scale and zero 
 calibrated on images of the run's training split. `tfjs` writes a web page beside model.json.
 """
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from imgexp.deploy.checks import MAX_ACCURACY_DROP, TFJS_TOLERANCE, check, print
 from imgexp.deploy.tflite import CALIBRATION_IMAGES, FILE_NAMES, QUANTIZATIONS
 from imgexp.errors import UserError
 from imgexp.run_folder import EXPORT_DIR, MODEL_FILE, FinishedRun, open_run, read_json, trained_image_size
-from imgexp.tools.cli import run_tool
+from imgexp.tools.cli import OneLineParser, run_tool
 
 FORMATS = {"keras": MODEL_FILE, "h5": "model.h5", "savedmodel": "saved_model", "tflite": FILE_NAMES["none"],
            "tfjs": "tfjs"}
@@ -73,7 +72,10 @@ def split_images(run: FinishedRun, name: str, folder: Path | None, limit: int, s
             raise UserError(f"--folder {folder}: no such folder")
         split = read_matching_split(folder, run.class_names, "skip")
     else:
-        split = run_split(run, name)
+        try:
+            split = run_split(run, name)
+        except UserError as err:  # the data moved, changed or is elsewhere on this machine
+            raise UserError(f"{err}; or check on a folder of class sub-folders with --folder DIR") from err
     if len(split) > limit:
         split = split.subset(np.sort(np.random.default_rng(SEED).choice(len(split), limit, replace=False)))
     return as_arrays(split, size)
@@ -234,7 +236,7 @@ def export_and_check(run_dir: Path, fmt: str, output: Path | None, quantize: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgexp.export", description=__doc__.splitlines()[0],
+    parser = OneLineParser(prog="python -m imgexp.export", description=__doc__.splitlines()[0],
                                      epilog="Formats: keras, h5 (the tutorial's .h5), savedmodel (TensorFlow "
                                             "Serving), tflite (LiteRT), tfjs (a web page with TensorFlow.js).")
     parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")

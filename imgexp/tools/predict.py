@@ -14,7 +14,7 @@ from imgexp import safe_write
 from imgexp.data.folder import image_problem, is_decodable
 from imgexp.errors import UserError
 from imgexp.run_folder import FinishedRun, open_run, trained_image_size
-from imgexp.tools.cli import run_tool
+from imgexp.tools.cli import OneLineParser, run_tool
 
 
 def image_files(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -52,7 +52,7 @@ def predict_probabilities(run: FinishedRun, images: list[Path], batch_size: int)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgexp.predict", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m imgexp.predict", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")
     parser.add_argument("inputs", type=Path, nargs="+", help="image files or folders")
     parser.add_argument("--top-k", type=int, default=1, help="classes to show per image (default 1)")

@@ -12,14 +12,13 @@ then `key=value`), composed and checked against the schema by `python -m imgexp`
 itself, into a new run folder: nothing in the folder is executed or written.
 """
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 from imgexp.errors import UserError
 from imgexp.run_folder import BEST_CONFIG_FILE, CONFIG_FILE, HYDRA_FILE, load_yaml_text
-from imgexp.tools.cli import run_tool
+from imgexp.tools.cli import OneLineParser, run_tool
 
 GROUPS = ("dataset", "augmentation", "model", "optimizer", "trainer", "pruner")  # what a run is made of
 HYDRA_KEYWORDS = ("true", "false", "null", "nan", "inf")  # unquoted, Hydra reads these as values, not strings
@@ -108,7 +107,7 @@ def rerun(folder: Path, extra: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m imgexp.rerun", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m imgexp.rerun", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a run, multirun job, trial or a search's best/")
     parser.add_argument("overrides", nargs="*", help="key=value to change (e.g. trainer.epochs=30)")
     args = parser.parse_args(argv)

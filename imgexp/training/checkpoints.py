@@ -67,9 +67,9 @@ class BestWeights(keras.callbacks.Callback):
     """The best epoch's weights by `monitor`, judged against every earlier epoch of the run
     (also those trained before a resume: history.csv holds them)."""
 
-    def __init__(self, run_dir: Path, path: Path, monitor: str):
+    def __init__(self, run_dir: Path, path: Path, monitor: str, whole: keras.Model | None = None):
         super().__init__()
-        self.run_dir, self.path, self.monitor = run_dir, path, monitor
+        self.run_dir, self.path, self.monitor, self.whole = run_dir, path, monitor, whole
         self.maximize = MAXIMIZE[monitor]
         best = best_row(read_history(run_dir / HISTORY_FILE), monitor)
         self.best = best[monitor] if best else None
@@ -81,19 +81,22 @@ class BestWeights(keras.callbacks.Callback):
         value = float(value)
         if self.best is None or (value > self.best if self.maximize else value < self.best):
             self.best = value
-            save_weights(self.model, self.path, self.run_dir)
+            save_weights(self.whole or self.model, self.path, self.run_dir)
 
 
 class EpochBackup(keras.callbacks.Callback):
     """`folder/epoch-<n>.weights.h5` after each epoch: the model's weights and its optimizer's state
-    (Keras keeps both in one .weights.h5) after n epochs of this phase's numbering."""
+    (Keras keeps both in one .weights.h5) after n epochs of this phase's numbering.
 
-    def __init__(self, run_dir: Path, folder: Path):
+    `whole` (here and in BestWeights): the model whose weights are saved when the one being fit is
+    its head alone (training/features.py); both share the head's layers and the optimizer."""
+
+    def __init__(self, run_dir: Path, folder: Path, whole: keras.Model | None = None):
         super().__init__()
-        self.run_dir, self.folder = run_dir, folder
+        self.run_dir, self.folder, self.whole = run_dir, folder, whole
 
     def on_epoch_end(self, epoch, logs=None):
-        save_weights(self.model, self.folder / f"epoch-{epoch + 1:04d}.weights.h5", self.run_dir)
+        save_weights(self.whole or self.model, self.folder / f"epoch-{epoch + 1:04d}.weights.h5", self.run_dir)
         for old in backups(self.folder)[BACKUPS_KEPT:]:
             old.unlink(missing_ok=True)
 

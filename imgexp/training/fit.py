@@ -10,6 +10,7 @@ resume. Each epoch's random draws follow from (seed, epoch), so with
 import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -22,6 +23,7 @@ from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_P
 from imgexp.training.checkpoints import (BestWeights, EpochBackup, HistoryEarlyStopping, HistoryLog,
                                          keep_history_before, restore_backup, save_weights)
 from imgexp.training.continuation import restore_optimizer
+from imgexp.training.features import HeadTraining
 from imgexp.training.inputs import Inputs
 from imgexp.training.optimizers import build_optimizer
 from imgexp.training.pruning import pruned_decision
@@ -49,16 +51,17 @@ class EpochStats(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def callbacks(cfg: Config, run_dir: Path, phase: str) -> list[keras.callbacks.Callback]:
+def callbacks(cfg: Config, run_dir: Path, phase: str, whole: keras.Model | None = None) -> list[keras.callbacks.Callback]:
     """In the order each epoch's records are made: its row, then the best weights, then the backup
-    (the commit point: a resume starts after the newest backup)."""
+    (the commit point: a resume starts after the newest backup). `whole`: the model whose weights
+    are kept when its head alone is fit on stored features."""
     monitor = cfg.trainer.monitor.value
     found = [
         EpochStats(),  # first, so the callbacks after it log what it adds
-        EpochDraws(cfg.trainer.seed),
+        EpochDraws(cfg.trainer.seed, whole),
         HistoryLog(run_dir),
-        BestWeights(run_dir, run_dir / BEST_WEIGHTS, monitor),
-        EpochBackup(run_dir, run_dir / BACKUP_DIR / phase),
+        BestWeights(run_dir, run_dir / BEST_WEIGHTS, monitor, whole),
+        EpochBackup(run_dir, run_dir / BACKUP_DIR / phase, whole),
         keras.callbacks.TensorBoard(str(run_dir / TENSORBOARD_DIR), write_graph=False, profile_batch=0),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -79,23 +82,32 @@ def stopped_before(history: list[dict[str, float]], cfg: Config) -> bool:
 
 
 def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, initial_epoch: int, epochs: int,
-              class_weight: dict[int, float] | None, extra_callbacks: list[keras.callbacks.Callback]) -> float:
-    """Fit epochs initial_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit."""
+              class_weight: dict[int, float] | None, extra_callbacks: list[keras.callbacks.Callback],
+              on_features: HeadTraining | None = None) -> float:
+    """Fit epochs initial_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit.
+
+    With `on_features`, the head alone is fit on stored features (the backbone is frozen); what is
+    restored and saved is still the whole model."""
     restored = restore_backup(model, run_dir / BACKUP_DIR / phase)
     start = initial_epoch if restored is None else restored
     keep_history_before(run_dir, start)  # what was recorded after the backup is trained again
     if start >= epochs or (restored is not None and stopped_before(read_history(run_dir / HISTORY_FILE), cfg)):
         return 0.0
-    inputs.epochs.set(start)
+    fitted, data, whole = model, inputs, None
+    if on_features is not None:
+        fitted, data, whole = on_features.head, on_features, model
+        fitted.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],  # one optimizer for both
+                       jit_compile=cfg.trainer.jit_compile)
+    data.epochs.set(start)
     started = time.perf_counter()
     with warnings.catch_warnings():
         # Files are checked by their headers only, so a streamed pipeline skips what fails to decode
         # (reported by name) and its length is unknown; Keras then says "Your input ran out of data"
         # at the end of every first epoch. imgexp never sets steps_per_epoch: nothing is wrong.
         warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
-        model.fit(
-            inputs.train, validation_data=inputs.validation, initial_epoch=start, epochs=epochs,
-            callbacks=[*callbacks(cfg, run_dir, phase), *extra_callbacks], verbose=cfg.trainer.verbose,
+        fitted.fit(
+            data.train, validation_data=data.validation, initial_epoch=start, epochs=epochs,
+            callbacks=[*callbacks(cfg, run_dir, phase, whole), *extra_callbacks], verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
             class_weight=class_weight,
         )
@@ -104,13 +116,15 @@ def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, ini
 
 def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: Path, steps: int,
           class_weight: dict[int, float] | None = None, extra_callbacks: tuple[keras.callbacks.Callback, ...] = (),
-          initial_epoch: int = 0, optimizer_state: list | None = None) -> float:
+          initial_epoch: int = 0, optimizer_state: list | None = None,
+          head_on_features: Callable[[], HeadTraining | None] | None = None) -> float:
     """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
 
     `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
     weighs each class's loss (trainer.class_weight); `extra_callbacks` (the pruner) stop it early;
-    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband), with its `optimizer_state`.
-    Returns the seconds spent inside model.fit.
+    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband), with its `optimizer_state`;
+    `head_on_features` gives the head's training on stored features for a phase whose backbone is
+    frozen (or None: images). Returns the seconds spent inside model.fit.
     """
     tr = cfg.trainer
     if tr.fine_tune_epochs == 0:
@@ -118,7 +132,7 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
         if optimizer_state is not None:
             restore_optimizer(model, optimizer_state)
         return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, class_weight,
-                         list(extra_callbacks))
+                         list(extra_callbacks), head_on_features() if head_on_features else None)
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again.
@@ -129,7 +143,8 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
     if head_done.exists():
         model.load_weights(head_done)
     else:
-        seconds += fit_phase(model, cfg, inputs, run_dir, "head", 0, tr.epochs, class_weight, list(extra_callbacks))
+        seconds += fit_phase(model, cfg, inputs, run_dir, "head", 0, tr.epochs, class_weight, list(extra_callbacks),
+                             head_on_features() if head_on_features else None)
         write_json(run_dir / HEAD_PHASE_FILE, {"epochs": len(read_history(run_dir / HISTORY_FILE))}, run_dir)
         save_weights(model, head_done, run_dir)  # after the epoch count: together they mark the phase done
     if pruned_decision(run_dir):

@@ -85,11 +85,15 @@ class Inputs:
     epochs: EpochCounter
 
 
+def augmenter_of(cfg: Config) -> RandomAffine:
+    aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
+    return RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
+
+
 def make_datasets(cfg: Config, source: ImageSource, cache: str | None) -> Inputs:
     """Training and validation pipelines; images already in memory need no tf.data cache."""
     ds = cfg.dataset
-    aug = {k: v for k, v in dataclasses.asdict(cfg.augmentation).items() if k != "name"}
-    augmenter = RandomAffine(**{**aug, "fill_mode": cfg.augmentation.fill_mode.value})
+    augmenter = augmenter_of(cfg)
     common = dict(image_size=tuple(ds.image_size), batch_size=ds.batch_size,
                   cache=None if cache == MEMORY else cache, seed=cfg.trainer.seed,
                   skip_bad=ds.on_bad_image.value == "skip", autotune=ds.autotune)

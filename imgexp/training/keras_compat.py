@@ -4,6 +4,8 @@ tests/test_keras_compat.py checks each against the installed Keras; pyproject.to
 bounds keras at TESTED_VERSION.
 """
 
+from contextlib import contextmanager
+
 import keras
 
 TESTED_VERSION = "3.15.1"  # the newest Keras these were checked against
@@ -17,3 +19,17 @@ def seed_generator_states(model: keras.Model) -> list:
     them only by this variable name; they are not saved with the weights.
     """
     return [v for v in model.variables if v.name == SEED_STATE_NAME]
+
+
+@contextmanager
+def without_training_state(model: keras.Model):
+    """`model` seen as not compiled, for saving it for inference: Keras 3's `save` has no
+    include_optimizer, and a compiled model's file holds its optimizer's variables (three times the
+    weights with Adam) and a compile config that makes every load rebuild an optimizer. `compiled`
+    and `optimizer` are the attributes `compile` sets; both are put back afterwards."""
+    compiled, optimizer = model.compiled, model.optimizer
+    model.compiled, model.optimizer = False, None
+    try:
+        yield model
+    finally:
+        model.compiled, model.optimizer = compiled, optimizer

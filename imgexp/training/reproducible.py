@@ -22,10 +22,10 @@ def epoch_seed(seed: int, index: int, epoch: int) -> int:
 class EpochDraws(keras.callbacks.Callback):
     """At each epoch's start: every seed generator of the model at (seed, its index, epoch), 0 draws."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, whole: keras.Model | None = None):
         super().__init__()
-        self.seed = seed
+        self.seed, self.whole = seed, whole  # whole: numbered as in the whole model when its head alone is fit
 
     def on_epoch_begin(self, epoch, logs=None):
-        for index, state in enumerate(seed_generator_states(self.model)):
+        for index, state in enumerate(seed_generator_states(self.whole or self.model)):
             state.assign(np.array([epoch_seed(self.seed, index, epoch), 0], dtype=state.dtype))

@@ -10,6 +10,7 @@ import math
 import shutil
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,18 +18,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from imgexp.config import Config
+from imgexp.config import Config, FeatureCache
 from imgexp.data.source import ImageSource
 from imgexp.errors import Interrupted, UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.latency import keras_latency_ms
+from imgexp.training.keras_compat import without_training_state
 from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, FAILED_FILE,
-                               HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, REPORT_FILE, TENSORBOARD_DIR,
-                               best_row, is_finished, read_history, write_json)
+                               HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, PROVENANCE_FILE,
+                               REPORT_FILE, TENSORBOARD_DIR, best_row, is_finished, read_history, read_json, write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
@@ -37,7 +39,8 @@ from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
-from imgexp.training.inputs import listing_request, load_images, make_datasets
+from imgexp.training.features import HeadTraining, head_training
+from imgexp.training.inputs import augmenter_of, dataset_key, listing_request, load_images, make_datasets
 from imgexp.training.pruning import make_pruner, pruned_decision
 from imgexp.training.strategy import distribution_strategy
 
@@ -100,9 +103,11 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
 
 
 def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -> keras.Model:
-    """model.keras, written whole or not at all; returns the model it holds (raw images in)."""
+    """model.keras for inference (no optimizer state), written whole or not at all; returns the model
+    it holds (raw images in)."""
     served = with_raw_image_input(model, image_size)
-    safe_write.write_with(run_dir / MODEL_FILE, lambda temp: served.save(temp), run_dir)
+    with without_training_state(model):
+        safe_write.write_with(run_dir / MODEL_FILE, lambda temp: served.save(temp), run_dir)
     return served
 
 
@@ -196,7 +201,9 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
                     fit_seconds = train(model, cfg, head, inputs, run_dir, steps, weights,
                                         extra_callbacks=(pruner,) if pruner else (),
                                         initial_epoch=continuation.initial_epoch if continuation else 0,
-                                        optimizer_state=parent_optimizer)
+                                        optimizer_state=parent_optimizer,
+                                        head_on_features=features_for(cfg, model, source, run_dir, cohort,
+                                                                      strategy.num_replicas_in_sync))
                 if keep_last_weights:
                     save_last_state(model, run_dir)
             metrics = finish(model, cfg, head, source, inputs.validation, run_dir, recorder, plots)
@@ -219,6 +226,19 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
              metrics["val_accuracy"], metrics["val_loss"], metrics["best_epoch"], metrics["epochs_run"],
              run_dir / MODEL_FILE)
     return metrics
+
+
+def features_for(cfg: Config, model: keras.Model, source: ImageSource, run_dir: Path, cohort: Path | None,
+                 replicas: int) -> Callable[[], HeadTraining | None] | None:
+    """How a phase with a frozen backbone gets its head's training on stored features (shared through
+    the search or sweep folder `cohort`), or None with `trainer.feature_cache=off`."""
+    if cfg.trainer.feature_cache is FeatureCache.off:
+        return None
+    ds = cfg.dataset
+    data = f"{dataset_key(cfg)!r}|{((read_json(run_dir / PROVENANCE_FILE) or {}).get('data') or {}).get('sha256')}"
+    augmented = None if augmenter_of(cfg).is_identity else cfg.augmentation.name
+    return lambda: head_training(model, source, tuple(ds.image_size), ds.batch_size, cfg.trainer.seed, data,
+                                 ds.cache_ram_share, cohort, augmented, replicas)
 
 
 def outcome(run_dir: Path, continuation: Continuation | None) -> dict:

@@ -1,0 +1,164 @@
+"""Frozen-backbone features, computed once: the head trains on them instead of on images.
+
+While a backbone is frozen and the images are not augmented, everything before the head (resizing,
+the backbone's preprocessing, the backbone, its pooling) is a fixed function of the image. So it runs
+once per image, and the head (Dropout, Dense) trains on the stored features: the same layers of the
+same model, so the run's checkpoints, metrics and model.keras are the whole model's, evaluated on
+images. The features are keyed by what determines them (the frozen part's weights and layout, the
+input and image sizes, the precision, the data), kept in the process and, for a search, on disk in
+its folder (written whole or not at all), so every trial, recycled worker and local worker of a
+search shares them. `trainer.feature_cache=off` trains on images as before.
+"""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imgexp import safe_write
+from imgexp.data.cache_choice import available_memory_bytes
+from imgexp.data.pipeline import EpochCounter, PREFETCH_BATCHES, shuffled_values
+from imgexp.data.source import ImageSource, Split
+from imgexp.models.backbones import BACKBONE_LAYER
+
+log = logging.getLogger(__name__)
+
+FEATURES_DIR = "features"  # in a search folder: features/<key>/{train,validation}.npy
+HEAD_LAYERS = 2  # models/backbones.build: Dropout, then the Dense head
+computed_passes = 0  # frozen-part passes over a dataset in this process (tests and benchmarks count them)
+_in_memory: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+@dataclass
+class HeadTraining:
+    """What the head phase trains instead of the whole model: `head` (sharing the whole model's
+    Dropout and Dense layers) on `train` and `validation` datasets of stored features."""
+
+    head: keras.Model
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    epochs: EpochCounter
+
+
+def split_at_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """(frozen part: images -> pooled features, head: features -> probabilities), both sharing
+    `model`'s layers; None for a model that is not a backbone with imgexp's head (the CNN)."""
+    try:
+        backbone = model.get_layer(BACKBONE_LAYER)
+    except ValueError:
+        return None
+    after = model.layers[model.layers.index(backbone) + 1:]
+    if len(after) != HEAD_LAYERS or after[-1].output is not model.output:
+        return None
+    frozen = keras.Model(model.input, after[0].input, name="frozen_part")
+    features = keras.Input(frozen.output.shape[1:], name="features")
+    x = features
+    for layer in after:
+        x = layer(x)
+    return frozen, keras.Model(features, x, name="head")
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A hash of every weight of `model`, in order (what its output depends on beside its input)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for weight in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+        digest.update(f"{weight.path}:{value.dtype}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def feature_key(frozen: keras.Model, image_size: tuple[int, int], data: str) -> str:
+    """What determines the features: the frozen part's layers and weights (backbone, weights file or
+    seed, input size, preprocessing), its precision, the image size and the data (its listing and
+    content fingerprint)."""
+    layout = repr([(layer.name, type(layer).__name__, layer.dtype_policy.name) for layer in frozen.layers])
+    text = f"{layout}|{frozen.input.shape}|{frozen.output.shape}|{image_size}|{data}|{weights_digest(frozen)}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def compute(frozen: keras.Model, split: Split, image_size: tuple[int, int], batch_size: int) -> np.ndarray:
+    """The frozen part's output for every image of `split`, in its order, as float32."""
+    global computed_passes
+    from imgexp.data.pipeline import make_dataset
+
+    computed_passes += 1
+    ds = make_dataset(split, image_size, batch_size, training=False)
+    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(frozen(x, training=False)), np.float32)
+                           for x, _ in ds])
+
+
+def read_stored(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """Features another trial or worker stored; None when absent or unreadable (then they are computed again)."""
+    try:
+        return tuple(np.load(folder / f"{name}.npy", allow_pickle=False) for name in ("train", "validation"))
+    except (OSError, ValueError) as err:
+        if (folder / "train.npy").exists():
+            log.warning("%s cannot be read (%s); computing the features again", folder, err)
+        return None
+
+
+def stored_features(key: str, frozen: keras.Model, source: ImageSource, image_size: tuple[int, int],
+                    batch_size: int, folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) features for `key`: from this process, from `folder` (a search's), or computed."""
+    stored = folder / FEATURES_DIR / key if folder is not None else None
+    found = _in_memory.get(key)
+    looked = found is None and stored is not None  # on disk: absent, damaged, or there to be read
+    on_disk = looked and (found := read_stored(stored)) is not None
+    if found is None:
+        found = tuple(compute(frozen, split, image_size, batch_size) for split in (source.train, source.validation))
+        log.info("frozen-backbone features: computed once for %d + %d images (%s); the head trains on them",
+                 len(source.train), len(source.validation), key[:12])
+    elif on_disk:
+        log.info("frozen-backbone features: reused from %s", stored)
+    missing = looked or (stored is not None and not (stored / "validation.npy").is_file())
+    if missing and not on_disk:  # for the search's other processes
+        for name, values in zip(("train", "validation"), found):  # each file whole or not at all (safe_write)
+            safe_write.write_with(stored / f"{name}.npy", lambda temp, v=values: np.save(temp, v), folder)
+    _in_memory[key] = found
+    return found
+
+
+def head_datasets(features: tuple[np.ndarray, np.ndarray], source: ImageSource, batch_size: int,
+                  seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset, EpochCounter]:
+    """Training batches in the order the image pipeline would give them (from seed and epoch), and
+    validation batches in the split's order."""
+    train_features, validation_features = features
+    counter = EpochCounter()
+    train = shuffled_values(train_features, source.train.labels, seed, counter)
+    train = train.batch(batch_size).map(lambda x, y, s: (x, y)).prefetch(PREFETCH_BATCHES)
+    validation = tf.data.Dataset.from_tensor_slices((validation_features, source.validation.labels))
+    return train, validation.batch(batch_size).prefetch(PREFETCH_BATCHES), counter
+
+
+def head_training(model: keras.Model, source: ImageSource, image_size: tuple[int, int], batch_size: int, seed: int,
+                  data: str, ram_share: float, folder: Path | None, augmentation: str | None,
+                  replicas: int) -> HeadTraining | None:
+    """The head on stored features while the backbone is frozen, or None: a model without a frozen
+    backbone (silently), or with one that cannot use them (one log line: augmented images, several
+    replicas, or features larger than the memory `dataset.cache_ram_share` allows)."""
+    parts = split_at_backbone(model)
+    if parts is None or parts[0].trainable_weights:
+        return None
+    frozen, head = parts
+    if augmentation is not None:
+        log.info("trainer.feature_cache: augmentation=%s draws every image anew each epoch, so the frozen backbone "
+                 "runs on each of them; with augmentation=none (or every transform at 0) its features are computed "
+                 "once and the head trains on them", augmentation)
+        return None
+    if replicas > 1:
+        log.info("trainer.feature_cache: off under a %d-replica strategy; the backbone runs on every image", replicas)
+        return None
+    needed = (len(source.train) + len(source.validation)) * int(np.prod(frozen.output.shape[1:])) * 4
+    allowed = int(ram_share * available_memory_bytes())
+    if needed > allowed:
+        log.info("trainer.feature_cache: the features take %.0f MB, more than the %.0f MB dataset.cache_ram_share "
+                 "allows; the frozen backbone runs on every image each epoch", needed / 2**20, allowed / 2**20)
+        return None
+    key = feature_key(frozen, image_size, data)
+    features = stored_features(key, frozen, source, image_size, batch_size, folder)
+    return HeadTraining(head, *head_datasets(features, source, batch_size, seed))
