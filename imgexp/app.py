@@ -122,8 +122,27 @@ def nearest_key(key: str) -> str:
     group, _, leaf = key.rpartition(".")
     top = group.split(".")[0] if group else ""
     names = sorted(schema_keys().get(top, set())) if group else sorted(schema_keys())
+    if group and leaf in names:  # a key of another option of the group (model.filters with a backbone)
+        owner = other_option(top, leaf)
+        return f"; {key} is a key of {owner}, not of the {top} chosen" if owner else f"; not a key of this {top}"
     hint = nearest(leaf, names)
     return hint.replace("did you mean ", f"did you mean {group}.") if group and hint else hint
+
+
+def other_option(group: str, leaf: str) -> str | None:
+    """Which options of `group` have the key `leaf` (the model group's two schemas)."""
+    import dataclasses
+
+    from imgexp.config import BackboneConfig, CNNConfig
+
+    if group != "model":
+        return None
+    cnn, backbone = ({f.name for f in dataclasses.fields(c)} for c in (CNNConfig, BackboneConfig))
+    if leaf in cnn and leaf not in backbone:
+        return "model=cnn"
+    if leaf in backbone and leaf not in cnn:
+        return "the backbones (model=mobilenetv2, resnet50, ...)"
+    return None
 
 
 # Launchers' errors for a job process that died (killed, out of memory): no traceback needed.

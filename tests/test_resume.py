@@ -117,3 +117,42 @@ def test_a_continued_trial_matches_the_trial_trained_in_one_go(tmp_path, uninter
     metrics = train(child, continuation=Continuation(parent, "0000", 2))
     assert metrics["continued_from"] == "0000" and metrics["epochs_trained"] == 2
     assert comparable(child) == uninterrupted
+
+
+TWO_PHASE = ["model=mobilenetv2", "model.weights=null", "dataset.image_size=[32,32]", "augmentation=none",
+             "trainer.deterministic=true", "model.dropout=0.3", "trainer.early_stopping_patience=0",
+             "trainer.verbose=0", "optimizer.lr=0.003"]
+
+
+def two_phase(run_dir, *overrides, **kwargs):
+    cfg, choices = compose_config([*TWO_PHASE, *overrides])
+    return run_job(cfg, run_dir, choices, **kwargs)
+
+
+@pytest.mark.parametrize("parent_overrides, initial_epoch", [
+    (["trainer.epochs=1", "trainer.fine_tune_epochs=0", "model.trainable=false"], 1),  # Hyperband's budget 1 of 2+2
+    (["trainer.epochs=2", "trainer.fine_tune_epochs=1"], 3),  # budget 3: the head phase, then one epoch fine-tuning
+], ids=["parent_stopped_in_the_head_phase", "parent_stopped_fine_tuning"])
+def test_a_continued_two_phase_trial_goes_on_where_its_parent_stopped(tmp_path, parent_overrides, initial_epoch):
+    """Budget 4 = 2 head epochs + 2 fine-tuning (tuning/tuner.py budget_overrides), continued from a parent
+    with budget 1 or 3: the same epochs, weights and optimizer states as the trial trained in one go."""
+    two_phase(tmp_path / "one_go", "trainer.epochs=2", "trainer.fine_tune_epochs=2")
+    parent, child = tmp_path / "trial_0000", tmp_path / "trial_0001"
+    two_phase(parent, *parent_overrides, keep_last_weights=True)
+    metrics = two_phase(child, "trainer.epochs=2", "trainer.fine_tune_epochs=2",
+                        continuation=Continuation(parent, "0000", initial_epoch))
+    assert metrics["epochs_trained"] == 4 - initial_epoch
+    assert [r["epoch"] for r in read_history(child / "history.csv")] == [0, 1, 2, 3]
+    assert comparable(child) == comparable(tmp_path / "one_go")
+
+
+def test_hyperband_budgets_divide_between_the_two_phases():
+    from imgexp.tuning.tuner import RunTuner
+
+    tuner = RunTuner.__new__(RunTuner)  # only the budget rule, no oracle
+    tuner.head_epochs = None
+    assert tuner.budget_overrides(5) == ["trainer.epochs=5"]
+    tuner.head_epochs = 3
+    assert tuner.budget_overrides(2) == ["trainer.epochs=2", "trainer.fine_tune_epochs=0", "model.trainable=false"]
+    assert tuner.budget_overrides(3) == ["trainer.epochs=3", "trainer.fine_tune_epochs=0", "model.trainable=false"]
+    assert tuner.budget_overrides(8) == ["trainer.epochs=3", "trainer.fine_tune_epochs=5"]

@@ -19,6 +19,7 @@ is used.
 import logging
 import math
 import re
+import warnings
 from pathlib import Path
 
 import keras
@@ -61,6 +62,15 @@ class HistoryLog(keras.callbacks.Callback):
 def save_weights(model: keras.Model, path: Path, root: Path) -> None:
     """`model.save_weights`, whole or not at all."""
     safe_write.write_with(path, lambda temp: model.save_weights(temp), root)
+
+
+def load_model_weights(model: keras.Model, path: Path) -> None:
+    """The model's weights from a .weights.h5. A file saved in the other phase of two-phase training
+    holds that phase's optimizer; Keras then warns that it skips it, which is what is wanted here
+    (the optimizer state that matters comes from a backup, restore_backup)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(path)
 
 
 class BestWeights(keras.callbacks.Callback):

@@ -27,7 +27,7 @@ import numpy as np
 from imgexp import safe_write
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HISTORY_FILE, LAST_OPTIMIZER, LAST_WEIGHTS, MODEL_FILE,
                                open_run, read_history)
-from imgexp.training.checkpoints import has_backup, save_weights, write_history
+from imgexp.training.checkpoints import has_backup, load_model_weights, save_weights, write_history
 from imgexp.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def start_from_parent(model: keras.Model, continuation: Continuation, run_dir: P
     if not last.is_file():
         return None
     try:  # training goes on from where the parent stopped
-        model.load_weights(last)
+        load_model_weights(model, last)
     except Exception as err:  # h5py's OSError for a cut file
         log.warning("%s cannot be read (%s); this trial goes on from its parent's best weights instead",
                     last, str(err).splitlines()[0])

@@ -21,7 +21,7 @@ from imgexp.models.head import Head
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_PHASE_WEIGHTS, HISTORY_FILE,
                                TENSORBOARD_DIR, best_row, read_history, read_json, write_json)
 from imgexp.training.checkpoints import (BestWeights, EpochBackup, HistoryEarlyStopping, HistoryLog,
-                                         keep_history_before, restore_backup, save_weights)
+                                         keep_history_before, load_model_weights, restore_backup, save_weights)
 from imgexp.training.continuation import restore_optimizer
 from imgexp.training.features import HeadTraining
 from imgexp.training.inputs import Inputs
@@ -135,17 +135,23 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
                          list(extra_callbacks), head_on_features() if head_on_features else None)
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
-    # resumed run does not train the head again.
+    # resumed run does not train the head again. A continued Hyperband trial goes on in the
+    # phase and epoch where its parent stopped, with that phase's optimizer state.
     seconds = 0.0
     head_done = run_dir / HEAD_PHASE_WEIGHTS
     set_backbone_trainable(model, False)
     compile_model(model, cfg, head, steps, tr.epochs)
     if head_done.exists():
-        model.load_weights(head_done)
+        load_model_weights(model, head_done)
     else:
-        seconds += fit_phase(model, cfg, inputs, run_dir, "head", 0, tr.epochs, class_weight, list(extra_callbacks),
-                             head_on_features() if head_on_features else None)
-        write_json(run_dir / HEAD_PHASE_FILE, {"epochs": len(read_history(run_dir / HISTORY_FILE))}, run_dir)
+        head_epochs = tr.epochs  # a parent that stopped after the head phase: this trial goes on fine-tuning
+        if initial_epoch < tr.epochs:  # not continued, or the parent stopped in the head phase
+            if optimizer_state is not None and initial_epoch > 0:
+                restore_optimizer(model, optimizer_state)
+            seconds += fit_phase(model, cfg, inputs, run_dir, "head", initial_epoch, tr.epochs, class_weight,
+                                 list(extra_callbacks), head_on_features() if head_on_features else None)
+            head_epochs = len(read_history(run_dir / HISTORY_FILE))  # fewer when it stopped early
+        write_json(run_dir / HEAD_PHASE_FILE, {"epochs": head_epochs}, run_dir)
         save_weights(model, head_done, run_dir)  # after the epoch count: together they mark the phase done
     if pruned_decision(run_dir):
         return seconds  # stopped in the head phase: no fine-tuning
@@ -154,5 +160,7 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
     set_backbone_trainable(model, True, cfg.model.fine_tune_at)
     compile_model(model, cfg, head, steps, tr.fine_tune_epochs, lr_scale=tr.fine_tune_lr_factor)
     done = (read_json(run_dir / HEAD_PHASE_FILE) or {}).get("epochs", tr.epochs)  # where phase 2 starts
-    return seconds + fit_phase(model, cfg, inputs, run_dir, "fine_tune", done, done + tr.fine_tune_epochs,
-                               class_weight, list(extra_callbacks))
+    if optimizer_state is not None and initial_epoch > done:  # the parent was fine-tuning already
+        restore_optimizer(model, optimizer_state)
+    return seconds + fit_phase(model, cfg, inputs, run_dir, "fine_tune", max(done, initial_epoch),
+                               done + tr.fine_tune_epochs, class_weight, list(extra_callbacks))

@@ -36,6 +36,7 @@ from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
+from imgexp.training.checkpoints import load_model_weights
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.fit import train
@@ -127,7 +128,7 @@ def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
         return False
     initial = model.get_weights()
     try:
-        model.load_weights(path)
+        load_model_weights(model, path)
         return False
     except Exception as err:  # h5py's OSError for a cut file, Keras' ValueError for another shape
         log.warning("%s cannot be read (%s); training this run again from its first epoch",
@@ -266,7 +267,7 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         log.warning("the loss became NaN and training stopped; keeping the best epoch before it")
     if not (run_dir / BEST_WEIGHTS).exists():
         raise UserError(f"{run_dir}: no best checkpoint beside its history.csv; choose another hydra.run.dir")
-    model.load_weights(run_dir / BEST_WEIGHTS)
+    load_model_weights(model, run_dir / BEST_WEIGHTS)
 
     y_true, y_pred, val_loss = predict_split(model, val_ds, head)
     metrics = {

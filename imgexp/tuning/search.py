@@ -197,6 +197,8 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
         write_search_experiment(search_dir, space, base_cfg, base_choices)
     budget = tuner_cfg.budget_minutes * 60 if tuner_cfg.budget_minutes is not None else None
     tuner.continue_promoted = tuner_cfg.continue_promoted
+    if base_cfg.trainer.fine_tune_epochs > 0:
+        tuner.head_epochs = base_cfg.trainer.epochs
     if cfg.search.worker and cfg.search.recycle_every > 0:
         tuner.trials_per_process = cfg.search.recycle_every
     if role is Role.worker:

@@ -80,14 +80,25 @@ class RunTuner(BaseTuner):
         self.trials_run = 0
         self.overrides_by_trial: dict[str, list[str]] = {}
         self.continue_promoted = True
+        self.head_epochs: int | None = None  # two-phase fine-tuning: the head phase's epochs (budget_overrides)
 
     def trial_overrides(self, trial) -> list[str]:
         """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
         if trial.trial_id not in self.overrides_by_trial:
             values = trial.hyperparameters.values
-            extra = [f"trainer.epochs={values[HYPERBAND_EPOCHS]}"] if HYPERBAND_EPOCHS in values else []
+            extra = self.budget_overrides(int(values[HYPERBAND_EPOCHS])) if HYPERBAND_EPOCHS in values else []
             self.overrides_by_trial[trial.trial_id] = [*self.base, *self.space.overrides(values), *extra]
         return self.overrides_by_trial[trial.trial_id]
+
+    def budget_overrides(self, epochs: int) -> list[str]:
+        """Hyperband's `tuner/epochs` as the run's epochs. With two phases (`head_epochs`: the base
+        config's trainer.epochs) the head takes up to that many and fine-tuning the rest, so a
+        promoted trial goes on in the phase its parent stopped in (README: Transfer learning)."""
+        if self.head_epochs is None:
+            return [f"trainer.epochs={epochs}"]
+        if epochs <= self.head_epochs:  # the head phase alone: a frozen backbone
+            return [f"trainer.epochs={epochs}", "trainer.fine_tune_epochs=0", "model.trainable=false"]
+        return [f"trainer.epochs={self.head_epochs}", f"trainer.fine_tune_epochs={epochs - self.head_epochs}"]
 
     def continuation(self, trial, execution: str = "") -> Continuation | None:
         """A promoted Hyperband trial goes on from where its parent stopped (tuner.continue_promoted)."""
