@@ -65,6 +65,8 @@ READERS = (
            "model.trainable=true or trainer.fine_tune_epochs > 0",
            on=("model=mobilenetv2", "model.weights=null"),
            off=("model=mobilenetv2", "model.weights=null", "model.trainable=false")),
+    Reader("trainer.feature_cache", lambda c: name(c.model) != "cnn", "a backbone (model=mobilenetv2, ...)",
+           on=("model=mobilenetv2", "model.weights=null"), off=("model=cnn",)),
     Reader("pruner.monitor", lambda c: c.pruner.name.value != "none", "pruner=median or pruner=asha",
            on=("pruner=median",), off=("pruner=none",)),
     Reader("pruner.min_trials", lambda c: c.pruner.name.value != "none", "pruner=median or pruner=asha",

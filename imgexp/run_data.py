@@ -36,6 +36,8 @@ def run_source(run: FinishedRun, dataset_path: str | None = None) -> tuple[Image
         if not Path(dataset_path).is_dir():
             raise UserError(f"dataset.path={dataset_path}: no such folder")
         ds = {**ds, "name": "folder", "path": dataset_path}
+    if ds["name"] in ("folder", "csv") and ds.get("path") and not Path(ds["path"]).exists():
+        raise UserError(f"dataset.path={ds['path']}: no such folder or file any more (the run's data moved?)")
     request = ListingRequest(ds["name"], ds.get("path"), ds["validation_split"], config["trainer"]["seed"],
                              ds.get("on_bad_image", "skip"), ds.get("test_split", 0.0), ds.get("images"),
                              ds.get("file_column"), ds.get("label_column"))

@@ -125,7 +125,8 @@ def test_a_job_killed_after_its_pruning_decision_resumes_without_training_furthe
         pytest.skip("the job finished before the kill landed")
     epochs = len(epoch_rows(job))
     again = run_cli(*args, cwd=tmp_path, timeout=600)
-    assert again.returncode == 0, again.stderr[-3000:]
+    failures = {p.parent.name: p.read_text() for p in (tmp_path / "sweep").glob("*/failed.json")}
+    assert again.returncode == 0, (again.stderr[-3000:], failures)
     assert len(epoch_rows(job)) == epochs
     assert json.loads((job / "metrics.json").read_text())["status"] == "pruned"
 

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"  # in a search folder: features/<key>/{train,validation}.npy
 HEAD_LAYERS = 2  # models/backbones.build: Dropout, then the Dense head
+KEPT_IN_MEMORY = 2  # feature sets a process keeps (a search over two backbones alternates; more are on disk)
 computed_passes = 0  # frozen-part passes over a dataset in this process (tests and benchmarks count them)
-_in_memory: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_in_memory: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # newest last
 
 
 @dataclass
@@ -119,7 +120,10 @@ def stored_features(key: str, frozen: keras.Model, source: ImageSource, image_si
     if missing and not on_disk:  # for the search's other processes
         for name, values in zip(("train", "validation"), found):  # each file whole or not at all (safe_write)
             safe_write.write_with(stored / f"{name}.npy", lambda temp, v=values: np.save(temp, v), folder)
+    _in_memory.pop(key, None)
     _in_memory[key] = found
+    for old in list(_in_memory)[:-KEPT_IN_MEMORY]:  # a long search stays flat
+        del _in_memory[old]
     return found
 
 

@@ -27,6 +27,9 @@ def without_training_state(model: keras.Model):
     include_optimizer, and a compiled model's file holds its optimizer's variables (three times the
     weights with Adam) and a compile config that makes every load rebuild an optimizer. `compiled`
     and `optimizer` are the attributes `compile` sets; both are put back afterwards."""
+    if not getattr(model, "compiled", False):  # never compiled (a run resumed after its pruning decision)
+        yield model
+        return
     compiled, optimizer = model.compiled, model.optimizer
     model.compiled, model.optimizer = False, None
     try:
