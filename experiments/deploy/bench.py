@@ -72,11 +72,17 @@ def imgexp(*args: str, module: str = "imgexp") -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.json"))
+    parser.add_argument("--only", choices=list(RUNS), help="train and export this run alone; the others' "
+                        "figures are kept from --out")
     args = parser.parse_args()
     results = {"cpu": cpu(), "runs": {}}
+    if args.only and args.out.is_file():
+        results["runs"] = {k: v for k, v in json.loads(args.out.read_text())["runs"].items() if k != args.only}
     with tempfile.TemporaryDirectory() as tmp:
         data = make_folder(Path(tmp) / "photos", train_per_class=200, val_per_class=100, sides=(120, 200))
         for name, overrides in RUNS.items():
+            if args.only and name != args.only:
+                continue
             run_dir = Path(tmp) / name.replace(" ", "_")
             print(f"training {name} ...", flush=True)
             imgexp(*overrides, f"dataset.path={data}", "dataset.name=folder", f"hydra.run.dir={run_dir}",

@@ -78,6 +78,19 @@ def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -
         raise
 
 
+SCRATCH_BATCHNORM_MOMENTUM = 0.9
+
+
+def follow_batches(backbone: keras.Model) -> None:
+    """A backbone trained from scratch: its BatchNorm moving statistics follow the batches at momentum
+    0.9. keras.applications builds them at 0.99-0.999, for fine-tuning statistics learned on ImageNet;
+    from initial ones they lag so far behind the batches that a MobileNetV2 fitting its training data
+    to 99.7% scored chance (10%) on the digits' validation split after 30 epochs."""
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = SCRATCH_BATCHNORM_MOMENTUM
+
+
 def set_backbone_trainable(model: keras.Model, trainable: bool, fine_tune_at: int = 0) -> None:
     """Freeze the backbone, or train it from layer `fine_tune_at` upwards."""
     backbone = model.get_layer(BACKBONE_LAYER)
@@ -109,6 +122,8 @@ def build(
             f"or a larger dataset.image_size"
         )
     backbone = load_backbone(name, input_size, weights)
+    if weights is None:
+        follow_batches(backbone)
     inputs = keras.Input((*image_size, 3), name="pixels")
     x = inputs
     if input_size != tuple(image_size):
