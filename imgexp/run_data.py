@@ -47,6 +47,15 @@ def run_source(run: FinishedRun, dataset_path: str | None = None) -> tuple[Image
     return handle_duplicates(source, request.root, ds.get("on_duplicate", "warn")), request.root  # as the run did
 
 
+def folder_split(folder: Path, class_names: list[str]) -> Split:
+    """DIR/<class>/* as it is, read with the run's classes (the tools' --folder)."""
+    from imgexp.data.folder import read_matching_split
+
+    if not folder.is_dir():
+        raise UserError(f"--folder {folder}: no such folder")
+    return read_matching_split(folder, class_names, "skip")
+
+
 def recorded_split(run: FinishedRun, name: str) -> list[tuple[str, str]] | None:
     """(image, label) rows of split `name` in the run's split.csv; None for a run without one."""
     path = run.path / SPLIT_FILE

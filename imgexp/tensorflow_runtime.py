@@ -56,6 +56,19 @@ def native_stderr_captured():
 
 
 @contextmanager
+def absl_warnings_dropped():
+    """A block whose Python-side absl warnings are advice imgexp has taken (HDF5 is legacy, for a
+    user who chose .h5; the TFLite converter's trackable_obj advice, see deploy/tflite.py)."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
+@contextmanager
 def native_noise_dropped():
     """Run a block whose C++ code may print start-up noise; pass on every other line it writes."""
     if wants_native_logs():

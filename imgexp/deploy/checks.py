@@ -68,29 +68,27 @@ def check(export: str, runtime: str, size: int, got: np.ndarray, latency_ms: flo
           max_accuracy_drop: float = MAX_ACCURACY_DROP) -> Check:
     """The figures of `got` (the export's probabilities) against the reference, and the verdict."""
     got = np.asarray(got, np.float32)
-    source = reference.float32 if converted_from_float32 else reference.keras
+    difference = float(np.max(np.abs(got - reference.keras)))
+    difference_float32 = float(np.max(np.abs(got - reference.float32)))
     export_accuracy = accuracy(got, reference.labels)
-    drop = 100 * (reference.keras_accuracy - export_accuracy)
     if quantized:
         limit = f"accuracy drop <= {max_accuracy_drop:g} points"
+        drop = 100 * (reference.keras_accuracy - export_accuracy)
         verdict = "OK" if drop <= max_accuracy_drop + 1e-9 else "ACCURACY DROP"
     else:
         limit = f"|dp| <= {tolerance:.0e} from {'the float32 twin' if converted_from_float32 else 'model.keras'}"
-        verdict = "OK" if float(np.max(np.abs(got - source))) <= tolerance else "MISMATCH"
+        verdict = "OK" if (difference_float32 if converted_from_float32 else difference) <= tolerance else "MISMATCH"
     return Check(export=export, runtime=runtime, bytes=int(size), accuracy=export_accuracy,
                  keras_accuracy=reference.keras_accuracy,
                  agreement=float(np.mean(predicted_classes(got) == predicted_classes(reference.keras))),
-                 max_difference=float(np.max(np.abs(got - reference.keras))),
-                 max_difference_float32=float(np.max(np.abs(got - reference.float32))),
+                 max_difference=difference, max_difference_float32=difference_float32,
                  latency_ms=round(float(latency_ms), 3), quantized=quantized, limit=limit, verdict=verdict)
 
 
 def human_bytes(size: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if size < 1000 or unit == "MB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} MB"
+    if size < 1000:
+        return f"{size} B"
+    return f"{size / 1000:.1f} KB" if size < 1_000_000 else f"{size / 1_000_000:.1f} MB"
 
 
 def print_checks(checks: list[Check], reference: Reference, images: int) -> None:

@@ -42,20 +42,13 @@ def converted(model, size: tuple[int, int], quantize: str, calibration: np.ndarr
 def quietly(convert) -> bytes:
     """The converter's chatter left out: its advice to pass the model along (without it the weights
     freeze, which int8 needs), the calibrator's note on input statistics and its native summary line."""
-    import logging
     import warnings
 
-    from imgexp.tensorflow_runtime import native_noise_dropped
+    from imgexp.tensorflow_runtime import absl_warnings_dropped, native_noise_dropped
 
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), native_noise_dropped():
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            return convert()
-    finally:
-        absl.setLevel(level)
+    with absl_warnings_dropped(), warnings.catch_warnings(), native_noise_dropped():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return convert()
 
 
 class LiteRTModel:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from imgexp import safe_write
 from imgexp.errors import UserError
-from imgexp.run_data import run_config, run_source
+from imgexp.run_data import folder_split, run_config, run_source
 from imgexp.run_folder import (CONFUSION_FILE, CONFUSION_PLOT, EVALUATION_DIR, METRICS_FILE, REPORT_FILE, FinishedRun,
                                open_run, trained_image_size, write_json)
 from imgexp.tools.cli import OneLineParser, run_tool
@@ -22,12 +22,8 @@ from imgexp.tools.cli import OneLineParser, run_tool
 
 def choose_split(run: FinishedRun, split: str, folder: Path | None, dataset_path: str | None):
     """(name, Split) to evaluate on, with the same classes as the run."""
-    from imgexp.data.folder import read_matching_split
-
     if folder is not None:
-        if not folder.is_dir():
-            raise UserError(f"--folder {folder}: no such folder")
-        return f"folder-{folder.name}", read_matching_split(folder, run.class_names, "skip")
+        return f"folder-{folder.name}", folder_split(folder, run.class_names)
     source, _ = run_source(run, dataset_path)
     if split == "test":
         if source.test is None:

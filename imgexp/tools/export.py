@@ -15,14 +15,13 @@ spatial sizes); int8 is full-integer (int8 input and output, its scale and zero 
 calibrated on images of the run's training split. `tfjs` writes a web page beside model.json.
 """
 
-import logging
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 from imgexp import safe_write
-from imgexp.deploy.checks import MAX_ACCURACY_DROP, TFJS_TOLERANCE, check, print_checks
+from imgexp.deploy.checks import MAX_ACCURACY_DROP, TFJS_TOLERANCE, TOLERANCE, check, print_checks
+from imgexp.deploy.tfjs import LABELS, PAGE, node_modules
 from imgexp.deploy.tflite import CALIBRATION_IMAGES, FILE_NAMES, QUANTIZATIONS
 from imgexp.errors import UserError
 from imgexp.run_folder import EXPORT_DIR, MODEL_FILE, FinishedRun, open_run, read_json, trained_image_size
@@ -33,18 +32,6 @@ FORMATS = {"keras": MODEL_FILE, "h5": "model.h5", "savedmodel": "saved_model", "
 MANIFEST = "manifest.json"
 CHECK_IMAGES = 500  # validation images each export is checked on (--images)
 SEED = 0  # which training images calibrate an int8 model
-
-
-@contextmanager
-def absl_quiet():
-    """Keras' absl warnings about the legacy HDF5 format, for a user who chose that format."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        absl.setLevel(level)
 
 
 def as_arrays(split, size: tuple[int, int]):
@@ -63,14 +50,10 @@ def split_images(run: FinishedRun, name: str, folder: Path | None, limit: int, s
     """Up to `limit` images of the run's `name` split (or of --folder), a seeded choice when there are more."""
     import numpy as np
 
-    from imgexp.run_data import run_split
+    from imgexp.run_data import folder_split, run_split
 
     if folder is not None:
-        from imgexp.data.folder import read_matching_split
-
-        if not folder.is_dir():
-            raise UserError(f"--folder {folder}: no such folder")
-        split = read_matching_split(folder, run.class_names, "skip")
+        split = folder_split(folder, run.class_names)
     else:
         try:
             split = run_split(run, name)
@@ -100,22 +83,23 @@ def write_saved_model(model, path: Path, root: Path | None) -> None:
     safe_write.write_folder_with(path, lambda temp: archive.write_out(str(temp), verbose=False), root)
 
 
-def export_keras(run, model, model32, path, root, images, fmt):
+def export_keras(run: FinishedRun, model, path: Path, root: Path, images, fmt: str):
     import keras
 
     from imgexp.latency import keras_latency_ms
+    from imgexp.tensorflow_runtime import absl_warnings_dropped
 
     if fmt == "keras":
         safe_write.copy_file(run.model_path, path, root)
     else:
-        with absl_quiet():  # "HDF5 is legacy" (asked for) and "not compiled" (a model for inference)
+        with absl_warnings_dropped():  # "HDF5 is legacy" (asked for) and "not compiled" (a model for inference)
             safe_write.write_with(path, lambda temp: model.save(temp), root)
-    with absl_quiet():
+    with absl_warnings_dropped():
         reloaded = keras.models.load_model(path)
     return [(f"Keras {keras.__version__}", reloaded.predict(images, verbose=0), keras_latency_ms(reloaded, images[:1]))]
 
 
-def export_savedmodel(run, model, model32, path, root, images, fmt):
+def export_savedmodel(model32, path: Path, root: Path, images):
     import numpy as np
     import tensorflow as tf
 
@@ -128,7 +112,7 @@ def export_savedmodel(run, model, model32, path, root, images, fmt):
     return [(f"TensorFlow {tf.__version__}", got, batch1_latency_ms(lambda: reloaded.serve(one)))]
 
 
-def export_tflite(run, model, model32, path, root, images, fmt, quantize, calibration):
+def export_tflite(model32, path: Path, root: Path, images, quantize: str, calibration):
     from importlib.metadata import version
 
     from imgexp.deploy.tflite import LiteRTModel, convert
@@ -143,7 +127,7 @@ def export_tflite(run, model, model32, path, root, images, fmt, quantize, calibr
              batch1_latency_ms(lambda: litert.run(one)))]
 
 
-def export_tfjs(run, model, model32, path, root, images, fmt, converter, modules):
+def export_tfjs(run: FinishedRun, model32, path: Path, root: Path, images, converter, modules: Path):
     from imgexp.deploy.tfjs import run_in_node, write_tfjs
     from imgexp.deploy.tfjs_compat import TESTED_VERSION
 
@@ -171,20 +155,17 @@ def export(run_dir: Path, fmt: str, output: Path | None, quantize: str = "none",
         raise UserError(f"--quantize {quantize}: only --format tflite is quantized; drop --quantize or use tflite")
     if limit < 1:
         raise UserError(f"--images {limit}: give at least 1")
-    from imgexp.tensorflow_runtime import import_tensorflow
-
-    extra = {}
     if fmt == "tfjs":  # what the export and its check need, asked before anything is written
-        from imgexp.deploy.tfjs import node_modules
         from imgexp.deploy.tfjs_compat import check_installed, saved_model_converter
 
         check_installed()
-        extra["modules"] = node_modules()
-        import_tensorflow()  # before the converter imports it, so its start-up noise is left out
-        extra["converter"] = saved_model_converter()
+        modules = node_modules()
     run = open_run(run_dir)
     path, root = output_path(run_dir, fmt, quantize, output)
-    import_tensorflow()
+
+    from imgexp.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()  # before the TF.js converter imports it, so its start-up noise is left out
     from imgexp.deploy.checks import Reference
     from imgexp.deploy.float32 import in_float32
     from imgexp.latency import keras_latency_ms
@@ -192,22 +173,22 @@ def export(run_dir: Path, fmt: str, output: Path | None, quantize: str = "none",
     model = run.load_model()
     size = trained_image_size(model)
     images, labels = split_images(run, "validation", folder, limit, size)
-    if quantize == "int8":  # calibrated on training images: the validation ones judge it
-        extra = {"calibration": split_images(run, "train", folder, CALIBRATION_IMAGES, size)[0]}
-    elif fmt == "tflite":
-        extra = {"calibration": None}
-    if fmt == "tflite":
-        extra["quantize"] = quantize
     model32 = in_float32(model)
     reference = Reference(labels, model.predict(images, verbose=0), model32.predict(images, verbose=0),
                           keras_latency_ms(model, images[:1]), run.model_path.stat().st_size)
-    writer = {"keras": export_keras, "h5": export_keras, "savedmodel": export_savedmodel, "tflite": export_tflite,
-              "tfjs": export_tfjs}[fmt]
-    results = writer(run, model, model32, path, root, images, fmt, **extra)
-    size_bytes = folder_bytes(path, leave_out=("index.html", "labels.json"))
+    if fmt in ("keras", "h5"):
+        results = export_keras(run, model, path, root, images, fmt)
+    elif fmt == "savedmodel":
+        results = export_savedmodel(model32, path, root, images)
+    elif fmt == "tflite":  # int8 is calibrated on training images: the validation ones judge it
+        calibration = split_images(run, "train", folder, CALIBRATION_IMAGES, size)[0] if quantize == "int8" else None
+        results = export_tflite(model32, path, root, images, quantize, calibration)
+    else:
+        results = export_tfjs(run, model32, path, root, images, saved_model_converter(), modules)
+    size_bytes = folder_bytes(path, leave_out=(PAGE, LABELS))
     checks = [check(path.name, runtime, size_bytes, probs, latency, reference,
                     converted_from_float32=fmt not in ("keras", "h5"), quantized=quantize != "none",
-                    tolerance=TFJS_TOLERANCE if fmt == "tfjs" else 1e-4, max_accuracy_drop=max_accuracy_drop)
+                    tolerance=TFJS_TOLERANCE if fmt == "tfjs" else TOLERANCE, max_accuracy_drop=max_accuracy_drop)
               for runtime, probs, latency in results]
     write_manifest(path, root, checks, reference, len(labels))
     return path, checks, reference

@@ -108,16 +108,17 @@ def stored_features(key: str, frozen: keras.Model, source: ImageSource, image_si
     """(train, validation) features for `key`: from this process, from `folder` (a search's), or computed."""
     stored = folder / FEATURES_DIR / key if folder is not None else None
     found = _in_memory.get(key)
-    looked = found is None and stored is not None  # on disk: absent, damaged, or there to be read
-    on_disk = looked and (found := read_stored(stored)) is not None
-    if found is None:
+    if found is not None:  # on disk too, unless this process had them before the search folder did
+        write = stored is not None and not (stored / "validation.npy").is_file()
+    elif stored is not None and (found := read_stored(stored)) is not None:
+        log.info("frozen-backbone features: reused from %s", stored)
+        write = False
+    else:  # absent, or damaged on disk: computed, and stored for the search's other processes
         found = tuple(compute(frozen, split, image_size, batch_size) for split in (source.train, source.validation))
         log.info("frozen-backbone features: computed once for %d + %d images (%s); the head trains on them",
                  len(source.train), len(source.validation), key[:12])
-    elif on_disk:
-        log.info("frozen-backbone features: reused from %s", stored)
-    missing = looked or (stored is not None and not (stored / "validation.npy").is_file())
-    if missing and not on_disk:  # for the search's other processes
+        write = stored is not None
+    if write:
         for name, values in zip(("train", "validation"), found):  # each file whole or not at all (safe_write)
             safe_write.write_with(stored / f"{name}.npy", lambda temp, v=values: np.save(temp, v), folder)
     _in_memory.pop(key, None)
