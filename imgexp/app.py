@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from imgexp.config import config_path, register_configs
+from imgexp.data.run_cache import RunCache
 from imgexp.errors import EXIT_INTERRUPTED, Interrupted, UserError, exit_with
 from imgexp.job import run_job, run_sweep_job
 from imgexp.run_folder import is_finished, write_failure
@@ -28,6 +29,8 @@ register_configs()
 log = logging.getLogger("imgexp")
 # What this process is running, for the one line a Ctrl-C ends in: mode, run or sweep folder.
 started: dict[str, object] = {}
+# What a multirun's jobs in this process reuse (listings, decoded images, features): the sweep owns it.
+sweep_cache: list[RunCache] = []
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
@@ -51,7 +54,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
                   "(e.g. tuner=random search_space=cnn), or leave search.distributed unset")
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # as given, or relative to where it started
-        return run_sweep_job(cfg, run_dir, choices, sweep_dir)
+        sweep_cache[:] = sweep_cache or [RunCache()]
+        return run_sweep_job(cfg, run_dir, choices, sweep_dir, sweep_cache[0])
     log.info("run folder: %s", run_dir)
     try:
         metrics = run_job(cfg, run_dir, choices)

@@ -291,32 +291,32 @@ SCHEMAS = {"dataset_schema": DatasetConfig, "augmentation_schema": AugmentationC
 
 def validate(cfg: Config) -> None:
     """Check what types alone cannot; raise UserError naming the key and the fix."""
-    ds = cfg.dataset
-    if len(ds.image_size) != 2 or min(ds.image_size) < 1:
-        raise UserError(f"dataset.image_size={list(ds.image_size)}: give [height, width], both >= 1")
-    if ds.batch_size < 1:
-        raise UserError(f"dataset.batch_size={ds.batch_size}: must be >= 1")
-    if not 0.0 < ds.validation_split < 1.0:
-        raise UserError(f"dataset.validation_split={ds.validation_split}: must be between 0 and 1")
-    if not 0.0 <= ds.test_split < 1.0 or ds.validation_split + ds.test_split >= 1.0:
-        raise UserError(f"dataset.test_split={ds.test_split}: must be in [0, 1), with validation_split + test_split < 1")
-    if ds.name == "folder":
-        if not ds.path:
+    dataset_cfg = cfg.dataset
+    if len(dataset_cfg.image_size) != 2 or min(dataset_cfg.image_size) < 1:
+        raise UserError(f"dataset.image_size={list(dataset_cfg.image_size)}: give [height, width], both >= 1")
+    if dataset_cfg.batch_size < 1:
+        raise UserError(f"dataset.batch_size={dataset_cfg.batch_size}: must be >= 1")
+    if not 0.0 < dataset_cfg.validation_split < 1.0:
+        raise UserError(f"dataset.validation_split={dataset_cfg.validation_split}: must be between 0 and 1")
+    if not 0.0 <= dataset_cfg.test_split < 1.0 or dataset_cfg.validation_split + dataset_cfg.test_split >= 1.0:
+        raise UserError(f"dataset.test_split={dataset_cfg.test_split}: must be in [0, 1), with validation_split + test_split < 1")
+    if dataset_cfg.name == "folder":
+        if not dataset_cfg.path:
             raise UserError("dataset=folder needs dataset.path=DIR (with DIR/<class>/ or DIR/train/<class>/ images)")
-        if not Path(ds.path).is_dir():
-            raise UserError(f"dataset.path={ds.path}: no such folder")
-    if ds.name == "csv":
-        if not ds.path or not Path(ds.path).is_file():
-            raise UserError(f"dataset.path={ds.path}: no such file; dataset=csv reads a labels CSV "
+        if not Path(dataset_cfg.path).is_dir():
+            raise UserError(f"dataset.path={dataset_cfg.path}: no such folder")
+    if dataset_cfg.name == "csv":
+        if not dataset_cfg.path or not Path(dataset_cfg.path).is_file():
+            raise UserError(f"dataset.path={dataset_cfg.path}: no such file; dataset=csv reads a labels CSV "
                             "(dataset.path=labels.csv, a file column and a label column)")
-        if ds.images is not None and not Path(ds.images).is_dir():
-            raise UserError(f"dataset.images={ds.images}: no such folder")
-    if ds.cache not in (None, "memory", "auto") and not Path(ds.cache).parent.is_dir():
-        raise UserError(f"dataset.cache={ds.cache}: its folder does not exist; use auto, memory, null or a path in an existing folder")
-    if not 0.0 < ds.cache_ram_share <= 1.0:
-        raise UserError(f"dataset.cache_ram_share={ds.cache_ram_share}: must be in (0, 1]")
-    if not 0.0 <= ds.small_class_share <= 1.0:
-        raise UserError(f"dataset.small_class_share={ds.small_class_share}: must be in [0, 1] (0 turns the warning off)")
+        if dataset_cfg.images is not None and not Path(dataset_cfg.images).is_dir():
+            raise UserError(f"dataset.images={dataset_cfg.images}: no such folder")
+    if dataset_cfg.cache not in (None, "memory", "auto") and not Path(dataset_cfg.cache).parent.is_dir():
+        raise UserError(f"dataset.cache={dataset_cfg.cache}: its folder does not exist; use auto, memory, null or a path in an existing folder")
+    if not 0.0 < dataset_cfg.cache_ram_share <= 1.0:
+        raise UserError(f"dataset.cache_ram_share={dataset_cfg.cache_ram_share}: must be in (0, 1]")
+    if not 0.0 <= dataset_cfg.small_class_share <= 1.0:
+        raise UserError(f"dataset.small_class_share={dataset_cfg.small_class_share}: must be in [0, 1] (0 turns the warning off)")
 
     aug = cfg.augmentation
     for key in ("rotation", "width_shift", "height_shift", "shear", "zoom"):

@@ -74,7 +74,7 @@ class SweepSummary(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         table, records = compare([sweep_dir])
         print_table(table, f"{len(table)} jobs in {sweep_dir}, ranked by val_accuracy")
-        failed = [r for r in records if not r.done]
+        failed = [r for r in records if not r.ended]
         if failed:
             print(f"imgexp: error: {len(failed)} of {len(records)} jobs failed; "
                   f"their errors are in the table and in each job's failed.json", file=sys.stderr)

@@ -12,7 +12,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from imgexp.config import Config, validate
+from imgexp.data.run_cache import RunCache
 from imgexp.errors import UserError
+from imgexp.run_context import RunContext
 from imgexp.run_folder import TENSORBOARD_DIR, read_run, write_failure
 from imgexp.tracking.hparams import hparams_from_config, session_name
 
@@ -26,36 +28,41 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
-def check_unread(config: Config, choices: dict[str, Any], strict: bool) -> None:
+DEFAULTS = "defaults"  # the RunCache kind: the config of a set of group choices with no key set
+
+
+def check_unread(config: Config, choices: dict[str, Any], strict: bool, cache: RunCache | None = None) -> None:
     """A key set but not read by this run: refused (`strict`, one run), or said once in the log (a sweep's
-    job or a search's trial, where the key may apply to other jobs)."""
+    job or a search's trial, where the key may apply to other jobs). The defaults it compares with are
+    composed once per owner (`cache`) for the same group choices."""
     from imgexp.compose import compose_config
     from imgexp.config_use import option_overrides, unread_settings
 
-    found = unread_settings(config, compose_config(option_overrides(choices))[0])
+    options = tuple(option_overrides(choices))
+    compose_defaults = lambda: compose_config(options)[0]  # noqa: E731
+    defaults = cache.get(DEFAULTS, options, compose_defaults) if cache is not None else compose_defaults()
+    found = unread_settings(config, defaults)
     if found and strict:
         raise UserError(found[0])
     for sentence in found:
         log.warning("%s (this job ignores it)", sentence)
 
 
-def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_failures: bool = False,
-            plots: bool = True, cohort: Path | None = None, continuation=None,
-            keep_last_weights: bool = False) -> dict[str, float]:
+def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], context: RunContext | None = None) -> dict[str, float]:
     """Run one experiment from a composed config; return its metrics.
 
-    With `record_failures` (sweep jobs, trials) a config that fails validation still
-    leaves a failed HParams session, so it shows in TensorBoard's table. `plots=False`
-    (search trials) leaves out the PNGs nobody looks at during a search. `cohort` (the
-    sweep or search folder), `continuation` (a promoted Hyperband trial) and
-    `keep_last_weights` (a Hyperband trial) go to `run_experiment`.
+    `context` (imgexp.run_context; a fresh one for a single run) says how the run takes part in
+    what started it. With `context.record_failures` (sweep jobs, trials) a config that fails
+    validation still leaves a failed HParams session, so it shows in TensorBoard's table.
     """
+    context = context or RunContext()
     hparams = hparams_from_config(OmegaConf.to_container(cfg, resolve=True), choices)
     try:
-        config = to_config(cfg)
-        check_unread(config, choices, strict=not record_failures)
+        with context.stopwatch.phase("config"):
+            config = to_config(cfg)
+            check_unread(config, choices, strict=not context.record_failures, cache=context.cache)
     except UserError:
-        if record_failures:
+        if context.record_failures:
             from imgexp.tracking.tensorboard import record_failed_session
 
             record_failed_session(run_dir / TENSORBOARD_DIR, hparams, session_name(run_dir))
@@ -65,18 +72,21 @@ def run_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], record_fail
     import_tensorflow()  # quietly, before anything else imports it
     from imgexp.training.run import run_experiment
 
-    return run_experiment(config, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
+    return run_experiment(config, run_dir, hparams, context)
 
 
-def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_dir: Path) -> float | None:
+def run_sweep_job(cfg: DictConfig, run_dir: Path, choices: dict[str, Any], sweep_dir: Path,
+                  cache: RunCache) -> float | None:
     """One multirun job: a failure is recorded in its folder and the sweep goes on; a pruner
-    compares it with the other jobs in `sweep_dir`."""
-    done = read_run(run_dir)
-    if done.done:  # the same sweep run again (the guard checked): keep what it made
+    compares it with the other jobs in `sweep_dir`; `cache` is the sweep's (its jobs in this
+    process reuse what the first one made)."""
+    earlier = read_run(run_dir)
+    if earlier.ended:  # the same sweep run again (the guard checked): keep what it made
         log.info("job %s finished before; kept as it is", run_dir)
-        return done.metrics["val_accuracy"]
+        return earlier.metrics["val_accuracy"]
     try:
-        return run_job(cfg, run_dir, choices, record_failures=True, cohort=sweep_dir)["val_accuracy"]
+        context = RunContext(cohort=sweep_dir, record_failures=True, cache=cache)
+        return run_job(cfg, run_dir, choices, context)["val_accuracy"]
     except UserError as err:
         message = str(err)
     except Exception as err:  # a bug in one job must not lose the others; its traceback is in the job's log

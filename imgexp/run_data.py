@@ -28,6 +28,7 @@ def run_source(run: FinishedRun, dataset_path: str | None = None) -> tuple[Image
     """The run's data as it listed it (or the same layout at `dataset_path`) and the folder its
     image names are relative to."""
     from imgexp.data.checks import handle_duplicates
+    from imgexp.data.fingerprint import ContentHashes
     from imgexp.data.load import ListingRequest, load_source
 
     config = run_config(run)
@@ -44,7 +45,8 @@ def run_source(run: FinishedRun, dataset_path: str | None = None) -> tuple[Image
     source = load_source(request)
     if source.class_names != run.class_names:
         raise UserError(f"the data has classes {source.class_names}, the model {run.class_names}; give matching folders")
-    return handle_duplicates(source, request.root, ds.get("on_duplicate", "warn")), request.root  # as the run did
+    duplicates = ds.get("on_duplicate", "warn")
+    return handle_duplicates(source, request.root, duplicates, ContentHashes()), request.root  # as the run did
 
 
 def folder_split(folder: Path, class_names: list[str]) -> Split:

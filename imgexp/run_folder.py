@@ -164,7 +164,7 @@ class RunRecord:
     data: str = ""  # the data fingerprint (sha256) from provenance.json; "" for runs from before it
 
     @property
-    def done(self) -> bool:
+    def ended(self) -> bool:
         """Finished, to its last epoch or stopped by the pruner: it has its metrics and model."""
         return self.status in ("finished", "pruned")
 

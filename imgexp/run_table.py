@@ -37,7 +37,7 @@ def pareto_front(records: list[RunRecord], objective: str, cost: str) -> list[Ru
     strictly better on one. The best model that fits a phone is one of them."""
     sign = 1 if maximized(objective) else -1
     scored = [(sign * r.metrics[objective], r.metrics[cost], r) for r in records
-              if r.done and isinstance(r.metrics.get(objective), (int, float))
+              if r.ended and isinstance(r.metrics.get(objective), (int, float))
               and isinstance(r.metrics.get(cost), (int, float))]
     return [r for score, price, r in scored
             if not any(s >= score and p <= price and (s > score or p < price) for s, p, _ in scored)]
@@ -46,7 +46,7 @@ def pareto_front(records: list[RunRecord], objective: str, cost: str) -> list[Ru
 def ranked(records: list[RunRecord], objective: str) -> list[RunRecord]:
     """Finished runs best first by `objective`, then running, then failed."""
     maximize = maximized(objective)
-    finished = [r for r in records if r.done and objective in r.metrics]
+    finished = [r for r in records if r.ended and objective in r.metrics]
     finished.sort(key=lambda r: r.metrics[objective], reverse=maximize)
     rest = [r for r in records if r not in finished]
     return finished + sorted(rest, key=lambda r: (r.status != "running", str(r.path)))

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from conftest import run_in_process, search_args, trial_dirs
 from imgexp.compose import compose_config
 from imgexp.job import run_job
+from imgexp.run_context import RunContext
 from imgexp.run_folder import write_config
 from imgexp.training import features
 
@@ -19,10 +20,13 @@ FROZEN = ["model=mobilenetv2", "model.weights=null", "model.trainable=false", "a
           "optimizer.lr=0.01"]
 
 
-@pytest.fixture(autouse=True)
-def fresh_features(monkeypatch):
-    """Each test starts with no features in this process (what another process would find)."""
-    monkeypatch.setattr(features, "_in_memory", {})
+@pytest.fixture
+def passes(monkeypatch):
+    """The frozen part's passes over a split (features.compute calls), counted as they happen."""
+    count = []
+    compute = features.compute
+    monkeypatch.setattr(features, "compute", lambda *args: count.append(1) or compute(*args))
+    return count
 
 
 def trained(tmp_path, name, *overrides):
@@ -41,12 +45,11 @@ def head_weights(run_dir):
 
 @pytest.mark.parametrize("sizes", [[], ["dataset.image_size=[16,16]", "model.input_size=[32,32]"]],
                          ids=["at_image_size", "under_input_size"])
-def test_stored_features_train_the_head_the_backbone_would(tmp_path, sizes):
-    before = features.computed_passes
+def test_stored_features_train_the_head_the_backbone_would(tmp_path, sizes, passes):
     stored = trained(tmp_path, "stored", *sizes)
-    assert features.computed_passes == before + 2, "train and validation features, once each"
+    assert len(passes) == 2, "train and validation features, once each"
     images = trained(tmp_path, "images", *sizes, "trainer.feature_cache=off")
-    assert features.computed_passes == before + 2, "feature_cache=off runs the backbone on the images"
+    assert len(passes) == 2, "feature_cache=off runs the backbone on the images"
     for a, b in zip(head_weights(stored), head_weights(images)):
         np.testing.assert_allclose(a, b, atol=1e-5)
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (stored, images))
@@ -57,41 +60,37 @@ def test_stored_features_train_the_head_the_backbone_would(tmp_path, sizes):
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)  # bfloat16 here: its rounding drifts a little
 
 
-def test_a_search_computes_the_features_once_for_all_its_trials(tmp_path):
-    before = features.computed_passes
+def test_a_search_computes_the_features_once_for_all_its_trials(tmp_path, passes):
     args = [a for a in search_args(tmp_path, {"optimizer.lr": [0.01, 0.003, 0.001]}) if not a.startswith("model.")]
     result = run_in_process(*args, *FROZEN, "trainer.epochs=1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     search = tmp_path / "search" / "grid-test"
     assert len(trial_dirs(search)) == 3
-    assert features.computed_passes == before + 2, "3 trials, one pass over train and one over validation"
+    assert len(passes) == 2, "3 trials, one pass over train and one over validation"
     [stored] = (search / features.FEATURES_DIR).iterdir()
     assert {p.name for p in stored.iterdir()} == {"train.npy", "validation.npy"}
 
 
-def test_stored_features_on_disk_are_reused_and_a_damaged_file_is_computed_again(tmp_path, monkeypatch, caplog):
+def test_stored_features_on_disk_are_reused_and_a_damaged_file_is_computed_again(tmp_path, passes, caplog):
     """What a worker finds in the search folder; a file cut short (a disk error, a copy) is never trusted."""
     cohort = tmp_path / "search"
     cfg, choices = compose_config(FROZEN)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         write_config(tmp_path / name, OmegaConf.to_container(cfg, enum_to_str=True), [], choices)
-    run_job(cfg, tmp_path / "a", choices, cohort=cohort)
+    run_job(cfg, tmp_path / "a", choices, RunContext(cohort=cohort))
     [folder] = (cohort / features.FEATURES_DIR).iterdir()
-    monkeypatch.setattr(features, "_in_memory", {})  # another process: only the disk is shared
     validation = folder / "validation.npy"
     validation.write_bytes(validation.read_bytes()[:100])
-    before = features.computed_passes
-    run_job(cfg, tmp_path / "b", choices, cohort=cohort)
-    assert features.computed_passes == before + 2
+    run_job(cfg, tmp_path / "b", choices, RunContext(cohort=cohort))  # another process: only the disk is shared
+    assert len(passes) == 4, "the damaged features are computed again"
     assert "cannot be read" in caplog.text
     assert np.load(validation).shape[0] == 360, "written again, whole"
-    monkeypatch.setattr(features, "_in_memory", {})
     features_now = features.read_stored(folder)
     assert features_now is not None and features_now[0].shape == (1437, 1280)
 
 
-def test_features_of_other_weights_or_data_are_never_reused(tmp_path):
+def test_features_of_other_weights_or_data_are_never_reused(tmp_path, passes):
     model = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="avg")
     key = features.feature_key(model, (32, 32), "digits")
     assert features.feature_key(model, (32, 32), "digits") == key
@@ -99,15 +98,18 @@ def test_features_of_other_weights_or_data_are_never_reused(tmp_path):
     assert features.feature_key(model, (32, 32), "folder photos/") != key
     model.layers[1].kernel.assign(model.layers[1].kernel * 2)
     assert features.feature_key(model, (32, 32), "digits") != key, "other weights: another backbone"
-    before = features.computed_passes
-    trained(tmp_path, "seed1", "trainer.seed=1", "trainer.epochs=1")
-    trained(tmp_path, "seed2", "trainer.seed=2", "trainer.epochs=1")  # weights=null: another random backbone
-    assert features.computed_passes == before + 4
+    cache = RunContext().cache  # one owner for both runs: what it holds must not be reused
+    for seed in (1, 2):  # weights=null: another random backbone
+        run_dir = tmp_path / f"seed{seed}"
+        run_dir.mkdir()
+        cfg, choices = compose_config([*FROZEN, f"trainer.seed={seed}", "trainer.epochs=1"])
+        write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), [], choices)
+        run_job(cfg, run_dir, choices, RunContext(cache=cache))
+    assert len(passes) == 4
 
 
-def test_an_augmented_run_says_once_why_it_runs_the_backbone_on_every_image(tmp_path, caplog):
-    before = features.computed_passes
+def test_an_augmented_run_says_once_why_it_runs_the_backbone_on_every_image(tmp_path, caplog, passes):
     trained(tmp_path, "augmented", "augmentation=seed", "trainer.epochs=1")
-    assert features.computed_passes == before
+    assert not passes
     said = [r.getMessage() for r in caplog.records if "trainer.feature_cache" in r.getMessage()]
     assert len(said) == 1 and "augmentation=seed draws every image anew each epoch" in said[0]

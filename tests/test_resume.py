@@ -9,6 +9,7 @@ import pytest
 from conftest import TINY
 from imgexp.compose import compose_config
 from imgexp.job import run_job
+from imgexp.run_context import RunContext
 from imgexp.run_folder import read_history
 from imgexp.training import fit
 from imgexp.training.continuation import Continuation
@@ -36,10 +37,10 @@ def train(run_dir, *overrides, interrupt_after=None, monkeypatch=None, **kwargs)
         original = fit.callbacks
         monkeypatch.setattr(fit, "callbacks", lambda *a: [*original(*a), Interrupt(interrupt_after)])
         with pytest.raises(KeyboardInterrupt):
-            run_job(cfg, run_dir, choices, **kwargs)
+            run_job(cfg, run_dir, choices, RunContext(**kwargs))
         monkeypatch.setattr(fit, "callbacks", original)
         return None
-    return run_job(cfg, run_dir, choices, **kwargs)
+    return run_job(cfg, run_dir, choices, RunContext(**kwargs))
 
 
 def comparable(run_dir):
@@ -126,7 +127,7 @@ TWO_PHASE = ["model=mobilenetv2", "model.weights=null", "dataset.image_size=[32,
 
 def two_phase(run_dir, *overrides, **kwargs):
     cfg, choices = compose_config([*TWO_PHASE, *overrides])
-    return run_job(cfg, run_dir, choices, **kwargs)
+    return run_job(cfg, run_dir, choices, RunContext(**kwargs))
 
 
 @pytest.mark.parametrize("parent_overrides, initial_epoch", [

@@ -84,7 +84,6 @@ def test_auto_precision_and_cache_are_recorded_as_resolved(digits_run):
 
 def test_cache_auto_streams_a_folder_larger_than_its_ram_share(image_folder, tmp_path, caplog, recwarn):
     with caplog.at_level("INFO"):
-        # An image size no other test uses: images this process decoded before would be reused as they are.
         metrics = train(tmp_path, "dataset=folder", f"dataset.path={image_folder}", "dataset.cache_ram_share=1e-9",
                         "dataset.image_size=[18,18]", "trainer.epochs=1")
     assert metrics["cache"] == "none" and metrics["epochs_run"] == 1

@@ -27,21 +27,21 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
-from PIL import Image  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.legacy.preprocessing.image import ImageDataGenerator
+from PIL import Image
 
-from imgexp.job import to_config  # noqa: E402
-from imgexp.compose import compose_config  # noqa: E402
-from imgexp.data.augment import RandomAffine  # noqa: E402
-from imgexp.data.folder import load_folder_source  # noqa: E402
-from imgexp.data.pipeline import make_dataset  # noqa: E402
-from imgexp.models import build_model  # noqa: E402
-from imgexp.models.head import choose_head  # noqa: E402
-from imgexp.training.fit import train  # noqa: E402
-from imgexp.training.inputs import make_datasets  # noqa: E402
+from imgexp.job import to_config
+from imgexp.compose import compose_config
+from imgexp.data.augment import RandomAffine
+from imgexp.data.folder import load_folder_source
+from imgexp.data.pipeline import make_dataset
+from imgexp.models import build_model
+from imgexp.models.head import choose_head
+from imgexp.training.fit import train
+from imgexp.training.inputs import new_datasets
 
 SIZE = (150, 150)
 BATCH = 32
@@ -138,27 +138,27 @@ def seed_tutorial_setup(root: Path):
     config = to_config(cfg)
     keras.utils.set_random_seed(config.trainer.seed)
     source = load_folder_source(str(root), 0.2, config.trainer.seed, "skip")
-    train_ds, val_ds = make_datasets(config, source, config.dataset.cache)
-    return config, source, train_ds, val_ds, build_model("cnn", SIZE, 2)
+    inputs = new_datasets(config, source, config.dataset.cache)
+    return config, source, inputs, build_model("cnn", SIZE, 2)
 
 
 def imgexp_fit(root: Path, epochs: int, run_dir: Path) -> float:
     """Seconds per epoch of imgexp's training loop (all its callbacks: backup, checkpoint, TensorBoard...)."""
-    config, source, train_ds, val_ds, model = seed_tutorial_setup(root)
+    config, source, inputs, model = seed_tutorial_setup(root)
     config.trainer.epochs = epochs
     steps = -(-len(source.train) // BATCH)
     started = time.perf_counter()
-    train(model, config, choose_head(2), train_ds, val_ds, run_dir, steps)
+    train(model, config, choose_head(2), inputs, run_dir, steps)
     return (time.perf_counter() - started) / epochs
 
 
 def handwritten_fit(root: Path, epochs: int) -> float:
     """Seconds per epoch of a bare model.fit on the identical pipeline and model."""
-    config, source, train_ds, val_ds, model = seed_tutorial_setup(root)
+    config, source, inputs, model = seed_tutorial_setup(root)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"],
                   jit_compile=False)
     started = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=0, shuffle=False)
+    model.fit(inputs.train, validation_data=inputs.validation, epochs=epochs, verbose=0, shuffle=False)
     return (time.perf_counter() - started) / epochs
 
 

@@ -13,7 +13,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from imgexp.tensorflow_runtime import import_tensorflow  # noqa: E402
+from imgexp.tensorflow_runtime import import_tensorflow
 
 import_tensorflow()
 import keras  # noqa: E402

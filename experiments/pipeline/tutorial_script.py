@@ -15,9 +15,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from keras import layers  # noqa: E402
-from keras.src.legacy.preprocessing.image import ImageDataGenerator  # noqa: E402
+import keras
+from keras import layers
+from keras.src.legacy.preprocessing.image import ImageDataGenerator
 
 data_dir, epochs, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 img_width, img_height, batch_size = 150, 150, 32

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from imgexp.tensorflow_runtime import import_tensorflow  # noqa: E402
+from imgexp.tensorflow_runtime import import_tensorflow
 
 tf = import_tensorflow()
 import keras  # noqa: E402

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from imgexp.data.fingerprint import ContentHashes, image_hashes, process_hashes, split_entries
+from imgexp.data.fingerprint import ContentHashes, image_hashes, split_entries
 from imgexp.data.source import ImageSource, Split
 from imgexp.errors import UserError
 
@@ -34,9 +34,8 @@ class Duplicate:
         return f"{self.split}:{self.name} = {self.earlier_split}:{self.earlier_name}"
 
 
-def find_duplicates(source: ImageSource, root: str | None, hashes: ContentHashes | None = None) -> list[Duplicate]:
+def find_duplicates(source: ImageSource, root: str | None, hashes: ContentHashes) -> list[Duplicate]:
     """Every validation/test image whose exact content is already in train (or, for test, in validation)."""
-    hashes = hashes or process_hashes()
     seen: dict[str, tuple[str, str]] = {}  # content -> (split, name) where it first appeared
     found = []
     for name, split in source.splits().items():
@@ -58,10 +57,10 @@ def duplicates_message(duplicates: list[Duplicate]) -> str:
     return f"{counts} image(s) also appear in an earlier split (same content), inflating the score: {shown}{more}"
 
 
-def handle_duplicates(source: ImageSource, root: str | None, policy: str) -> ImageSource:
+def handle_duplicates(source: ImageSource, root: str | None, policy: str, hashes: ContentHashes) -> ImageSource:
     """Apply `dataset.on_duplicate`: warn (keep them), error (stop), drop_from_eval (leave them out of
     validation/test). Returns the source to train and evaluate on."""
-    duplicates = find_duplicates(source, root)
+    duplicates = find_duplicates(source, root, hashes)
     if not duplicates:
         return source
     message = duplicates_message(duplicates)

@@ -69,19 +69,8 @@ def split_fingerprint(split: Split, class_names: list[str], root: Path | None, h
     return {"sha256": digest.hexdigest(), "images": len(split), "per_class": {c: counts.get(c, 0) for c in class_names}}
 
 
-_process_hashes: ContentHashes | None = None
-
-
-def process_hashes() -> ContentHashes:
-    """One cache per process: loaded once, saved whenever it learnt something."""
-    global _process_hashes
-    _process_hashes = _process_hashes or ContentHashes()
-    return _process_hashes
-
-
-def fingerprint(source: ImageSource, root: str | None, hashes: ContentHashes | None = None) -> dict:
+def fingerprint(source: ImageSource, root: str | None, hashes: ContentHashes) -> dict:
     """{"sha256": over all splits, "splits": {name: {"sha256", "images", "per_class"}}}."""
-    hashes = hashes or process_hashes()
     root_path = Path(root) if root else None
     splits = {name: split_fingerprint(split, source.class_names, root_path, hashes)
               for name, split in source.splits().items()}

@@ -1,8 +1,8 @@
-"""Decoded images kept in memory for the whole process (`dataset.cache=memory`).
+"""Decoded images kept in memory for the runs of one owner (`dataset.cache=memory`).
 
 A search runs many trials on the same data: the first trial that asks for a
 dataset at an image size decodes and resizes it, every later one reuses the
-arrays. `decode_passes` counts the real decodes (for tests and benchmarks).
+arrays from the owner's RunCache. `cache.passes["decode"]` counts the real decodes.
 """
 
 from collections.abc import Hashable
@@ -11,10 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from imgexp.data.pipeline import decoded_images
+from imgexp.data.run_cache import RunCache
 from imgexp.data.source import ImageSource, Split
 
-_decoded: dict[Hashable, ImageSource] = {}
-decode_passes = 0
+DECODED = "decoded"  # the RunCache kind
 
 
 def to_memory(split: Split, size: tuple[int, int], skip_bad: bool) -> Split:
@@ -28,20 +28,18 @@ def to_memory(split: Split, size: tuple[int, int], skip_bad: bool) -> Split:
     return Split(labels=np.concatenate(labels), images=np.concatenate(images))
 
 
-def is_decoded(key: Hashable) -> bool:
-    return key in _decoded
+def decode_all(source: ImageSource, size: tuple[int, int], skip_bad: bool, cache: RunCache) -> ImageSource:
+    cache.passes["decode"] += 1
+    with tf.device("/CPU:0"):
+        return ImageSource(
+            class_names=source.class_names,
+            train=to_memory(source.train, size, skip_bad),
+            validation=to_memory(source.validation, size, skip_bad),
+            test=to_memory(source.test, size, skip_bad) if source.test is not None else None,
+        )
 
 
-def in_memory(key: Hashable, source: ImageSource, size: tuple[int, int], skip_bad: bool) -> ImageSource:
-    """`source`'s images, decoded once per process for this `key` (dataset settings + size)."""
-    global decode_passes
-    if key not in _decoded:
-        decode_passes += 1
-        with tf.device("/CPU:0"):
-            _decoded[key] = ImageSource(
-                class_names=source.class_names,
-                train=to_memory(source.train, size, skip_bad),
-                validation=to_memory(source.validation, size, skip_bad),
-                test=to_memory(source.test, size, skip_bad) if source.test is not None else None,
-            )
-    return _decoded[key]
+def in_memory(key: Hashable, source: ImageSource, size: tuple[int, int], skip_bad: bool,
+              cache: RunCache) -> ImageSource:
+    """`source`'s images decoded at `size`, once per owner for this `key` (dataset settings + size)."""
+    return cache.get(DECODED, key, lambda: decode_all(source, size, skip_bad, cache))

@@ -7,6 +7,7 @@ and the data fingerprint (imgexp.data.fingerprint).
 """
 
 import datetime
+import functools
 import json
 import platform
 import subprocess
@@ -15,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from imgexp import safe_write
-from imgexp.data.fingerprint import fingerprint, split_rows
+from imgexp.data.fingerprint import ContentHashes, fingerprint, split_rows
 from imgexp.data.source import ImageSource
 from imgexp.errors import UserError
 from imgexp.run_folder import PROVENANCE_FILE, SPLIT_FILE, read_json, write_json
@@ -27,6 +28,7 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+@functools.cache  # the packages this process imported do not change under it; ~15 ms a run saved
 def package_versions() -> dict[str, str | None]:
     versions = {}
     for name in PACKAGES:
@@ -98,10 +100,11 @@ def as_markdown(record: dict) -> str:
     return "\n\n".join(lines)
 
 
-def record_data(run_dir: Path, listing: ImageSource, root: str | None, resumed: bool, recorder) -> None:
+def record_data(run_dir: Path, listing: ImageSource, root: str | None, resumed: bool, recorder,
+                hashes: ContentHashes) -> None:
     """provenance.json, split.csv and their summary in the run's TensorBoard session (`recorder`);
     a resumed run must see the data it started with."""
-    data = fingerprint(listing, root)  # files hashed once per machine, then only stat-ed
+    data = fingerprint(listing, root, hashes)  # files hashed once per machine, then only stat-ed
     path = run_dir / PROVENANCE_FILE
     saved = read_json(path) if resumed else None
     if isinstance(saved, dict) and "sha256" in (saved.get("data") or {}):

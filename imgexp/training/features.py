@@ -5,7 +5,7 @@ the backbone's preprocessing, the backbone, its pooling) is a fixed function of 
 once per image, and the head (Dropout, Dense) trains on the stored features: the same layers of the
 same model, so the run's checkpoints, metrics and model.keras are the whole model's, evaluated on
 images. The features are keyed by what determines them (the frozen part's weights and layout, the
-input and image sizes, the precision, the data), kept in the process and, for a search, on disk in
+input and image sizes, the precision, the data), kept in the owner's RunCache and, for a search, on disk in
 its folder (written whole or not at all), so every trial, recycled worker and local worker of a
 search shares them. `trainer.feature_cache=off` trains on images as before.
 """
@@ -22,6 +22,7 @@ import tensorflow as tf
 from imgexp import safe_write
 from imgexp.data.cache_choice import available_memory_bytes
 from imgexp.data.pipeline import EpochCounter, PREFETCH_BATCHES, shuffled_values
+from imgexp.data.run_cache import RunCache
 from imgexp.data.source import ImageSource, Split
 from imgexp.models.backbones import BACKBONE_LAYER
 
@@ -29,9 +30,7 @@ log = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"  # in a search folder: features/<key>/{train,validation}.npy
 HEAD_LAYERS = 2  # models/backbones.build: Dropout, then the Dense head
-KEPT_IN_MEMORY = 2  # feature sets a process keeps (a search over two backbones alternates; more are on disk)
-computed_passes = 0  # frozen-part passes over a dataset in this process (tests and benchmarks count them)
-_in_memory: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # newest last
+FEATURES = "features"  # the RunCache kind; cache.passes["features"] counts the frozen part's passes over a split
 
 
 @dataclass
@@ -84,10 +83,8 @@ def feature_key(frozen: keras.Model, image_size: tuple[int, int], data: str) -> 
 
 def compute(frozen: keras.Model, split: Split, image_size: tuple[int, int], batch_size: int) -> np.ndarray:
     """The frozen part's output for every image of `split`, in its order, as float32."""
-    global computed_passes
     from imgexp.data.pipeline import make_dataset
 
-    computed_passes += 1
     ds = make_dataset(split, image_size, batch_size, training=False)
     return np.concatenate([np.asarray(keras.ops.convert_to_numpy(frozen(x, training=False)), np.float32)
                            for x, _ in ds])
@@ -104,28 +101,25 @@ def read_stored(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def stored_features(key: str, frozen: keras.Model, source: ImageSource, image_size: tuple[int, int],
-                    batch_size: int, folder: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) features for `key`: from this process, from `folder` (a search's), or computed."""
+                    batch_size: int, folder: Path | None, cache: RunCache) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) features for `key`: from `cache`, from `folder` (a search's), or computed."""
     stored = folder / FEATURES_DIR / key if folder is not None else None
-    found = _in_memory.get(key)
-    if found is not None:  # on disk too, unless this process had them before the search folder did
+    found = cache.lookup(FEATURES, key)
+    if found is not None:  # on disk too, unless this owner had them before the search folder did
         write = stored is not None and not (stored / "validation.npy").is_file()
     elif stored is not None and (found := read_stored(stored)) is not None:
         log.info("frozen-backbone features: reused from %s", stored)
         write = False
     else:  # absent, or damaged on disk: computed, and stored for the search's other processes
         found = tuple(compute(frozen, split, image_size, batch_size) for split in (source.train, source.validation))
+        cache.passes[FEATURES] += 2
         log.info("frozen-backbone features: computed once for %d + %d images (%s); the head trains on them",
                  len(source.train), len(source.validation), key[:12])
         write = stored is not None
     if write:
         for name, values in zip(("train", "validation"), found):  # each file whole or not at all (safe_write)
             safe_write.write_with(stored / f"{name}.npy", lambda temp, v=values: np.save(temp, v), folder)
-    _in_memory.pop(key, None)
-    _in_memory[key] = found
-    for old in list(_in_memory)[:-KEPT_IN_MEMORY]:  # a long search stays flat
-        del _in_memory[old]
-    return found
+    return cache.put(FEATURES, key, found)
 
 
 def head_datasets(features: tuple[np.ndarray, np.ndarray], source: ImageSource, batch_size: int,
@@ -142,7 +136,7 @@ def head_datasets(features: tuple[np.ndarray, np.ndarray], source: ImageSource, 
 
 def head_training(model: keras.Model, source: ImageSource, image_size: tuple[int, int], batch_size: int, seed: int,
                   data: str, ram_share: float, folder: Path | None, augmentation: str | None,
-                  replicas: int) -> HeadTraining | None:
+                  replicas: int, cache: RunCache) -> HeadTraining | None:
     """The head on stored features while the backbone is frozen, or None: a model without a frozen
     backbone (silently), or with one that cannot use them (one log line: augmented images, several
     replicas, or features larger than the memory `dataset.cache_ram_share` allows)."""
@@ -165,5 +159,5 @@ def head_training(model: keras.Model, source: ImageSource, image_size: tuple[int
                  "allows; the frozen backbone runs on every image each epoch", needed / 2**20, allowed / 2**20)
         return None
     key = feature_key(frozen, image_size, data)
-    features = stored_features(key, frozen, source, image_size, batch_size, folder)
+    features = stored_features(key, frozen, source, image_size, batch_size, folder, cache)
     return HeadTraining(head, *head_datasets(features, source, batch_size, seed))

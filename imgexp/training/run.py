@@ -5,8 +5,11 @@ validated config in, metrics out, everything else written into `run_dir`.
 """
 
 import dataclasses
+import hashlib
+import json
 import logging
 import math
+import re
 import shutil
 import time
 import warnings
@@ -19,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from imgexp.config import Config, FeatureCache
+from imgexp.data.run_cache import RunCache
 from imgexp.data.source import ImageSource
 from imgexp.errors import Interrupted, UserError
 from imgexp.models import build_model
@@ -28,6 +32,7 @@ from imgexp.training.keras_compat import without_training_state
 from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
+from imgexp.run_context import RunContext
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, FAILED_FILE,
                                HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, PROVENANCE_FILE,
                                REPORT_FILE, TENSORBOARD_DIR, best_row, is_finished, read_history, read_json, write_json)
@@ -77,10 +82,17 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
         return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def predict_split(model: keras.Model, ds: tf.data.Dataset, head: Head) -> tuple[np.ndarray, np.ndarray, float]:
-    """(true labels, predicted labels, mean loss) in one pass over `ds`."""
+PREDICT_CHUNK_BYTES = 64 * 2**20  # images per model call: an eager call costs ~1 ms per layer whatever its size
+
+
+def predict_split(model: keras.Model, batches: tf.data.Dataset, head: Head) -> tuple[np.ndarray, np.ndarray, float]:
+    """(true labels, predicted labels, mean loss) in one pass over `batches`, in calls of up to
+    PREDICT_CHUNK_BYTES of images (the validation split of a small search in one or two)."""
+    shape = batches.element_spec[0].shape[1:]
+    if shape.is_fully_defined():  # images of one size (not a tool's raw images of any size)
+        batches = batches.rebatch(max(1, PREDICT_CHUNK_BYTES // (4 * shape.num_elements())))
     labels, probabilities = [], []
-    for images, y in ds:
+    for images, y in batches:
         labels.append(y.numpy())
         # A plain call, not predict_on_batch: under MirroredStrategy Keras 3.15's predict_on_batch
         # hands every replica the whole batch and returns their outputs stacked (2x the rows).
@@ -112,11 +124,46 @@ def save_model(model: keras.Model, image_size: tuple[int, int], run_dir: Path) -
     return served
 
 
-def deployment_cost(served: keras.Model, image_size: tuple[int, int], run_dir: Path) -> dict[str, float]:
+LATENCY = "latency"  # the RunCache kind: milliseconds per image of an architecture
+
+
+# Layer settings that change training, not what a prediction computes (Dropout passes its input on).
+TRAINING_ONLY = re.compile(r"^(rate|seed|noise_shape|trainable|name|.*_(regularizer|initializer|constraint))$")
+
+
+def inference_config(config: object) -> object:
+    """A model's config without TRAINING_ONLY settings, at every depth."""
+    if isinstance(config, dict):
+        return {k: inference_config(v) for k, v in config.items() if not TRAINING_ONLY.match(str(k))}
+    if isinstance(config, (list, tuple)):
+        return [inference_config(v) for v in config]
+    return config
+
+
+def architecture(model: keras.Model) -> list:
+    """Its layers in order (nested models as nested lists), each as its class, inference settings and dtype."""
+    return [architecture(layer) if isinstance(layer, keras.Model)
+            else [type(layer).__name__, inference_config(layer.get_config()), layer.dtype_policy.name]
+            for layer in model.layers]
+
+
+def architecture_key(model: keras.Model) -> str:
+    """What a model's speed depends on: its layers, their inference settings, dtypes and shapes (not
+    its weights, layer names, dropout rates or regularizers). imgexp's models are chains of layers
+    (a backbone's branches are the same for every trial that builds it), so the order is the network."""
+    text = json.dumps(architecture(model), sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def deployment_cost(served: keras.Model, image_size: tuple[int, int], run_dir: Path,
+                    cache: RunCache) -> dict[str, float]:
     """What the model costs where it will run: model.keras' size, and Keras' latency per image at
-    batch 1 on this machine (imgexp.compare --pareto latency_ms ranks runs by both)."""
-    return {"model_bytes": (run_dir / MODEL_FILE).stat().st_size,
-            "latency_ms": keras_latency_ms(served, tf.zeros((1, *image_size, 3), tf.float32))}
+    batch 1 on this machine (imgexp.compare --pareto latency_ms ranks runs by both), measured once
+    per architecture by the runs of one owner (a search's trials that differ in a learning rate
+    run the same network: tracing and timing it again would only add noise and a second per trial)."""
+    latency = cache.get(LATENCY, (architecture_key(served), image_size),
+                        lambda: keras_latency_ms(served, tf.zeros((1, *image_size, 3), tf.float32)))
+    return {"model_bytes": (run_dir / MODEL_FILE).stat().st_size, "latency_ms": latency}
 
 
 def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
@@ -142,20 +189,16 @@ def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
         model.set_weights(initial)
 
 
-def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True, cohort: Path | None = None,
-                   continuation: Continuation | None = None, keep_last_weights: bool = False) -> dict[str, float]:
+def run_experiment(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -> dict[str, float]:
     """Train, evaluate and save one model; return its metrics (also in metrics.json).
 
-    `plots=False` (a search's trials) leaves the PNGs out; they can be drawn later
-    from the run folder (tracking.plots.draw_run_plots). `cohort` is the folder of
-    the search or sweep this run is a trial of (the pruner compares it with the
-    others there); `continuation` starts a promoted Hyperband trial from its parent;
-    `keep_last_weights` (Hyperband trials) keeps the last epoch's weights for the trial that
-    may continue this one.
+    `context` says how the run takes part in what started it: the search or sweep it is
+    compared with, the Hyperband parent it continues, what it keeps and draws, and
+    what it may reuse from the runs before it (imgexp.run_context).
     """
     with FolderLock(run_dir, "run"):  # one process at a time writes a run folder
         try:
-            return locked_run(cfg, run_dir, hparams, plots, cohort, continuation, keep_last_weights)
+            return locked_run(cfg, run_dir, hparams, context)
         except KeyboardInterrupt as err:
             if isinstance(err, Interrupted):
                 raise
@@ -163,9 +206,9 @@ def run_experiment(cfg: Config, run_dir: Path, hparams: dict, plots: bool = True
             raise Interrupted(f"at epoch {min(done + 1, total)}/{total}" if done else "before its first epoch") from None
 
 
-def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: Path | None,
-               continuation: Continuation | None, keep_last_weights: bool) -> dict[str, float]:
+def locked_run(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -> dict[str, float]:
     started = time.perf_counter()
+    phase, continuation = context.stopwatch.phase, context.continuation
     cfg = dataclasses.replace(cfg, trainer=resolve_trainer(cfg.trainer))  # precision=auto -> what runs here
     hparams = {**hparams, "trainer.precision": cfg.trainer.precision.value}
     safe_write.remove_leftovers(run_dir)
@@ -181,35 +224,43 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
         recorder.start_session(hparams, session_name=session_name(run_dir))
     with runtime_settings(cfg):
         try:
-            source, cache, listing = load_images(cfg)
-            record_data(run_dir, listing, listing_request(cfg).root, resumed, recorder)
-            inputs = make_datasets(cfg, source, cache)
+            with phase("data"):
+                source, cache, listing = load_images(cfg, context.cache)
+                record_data(run_dir, listing, listing_request(cfg).root, resumed, recorder, context.cache.hashes)
+                inputs = make_datasets(cfg, source, cache, context.cache)
             head = choose_head(source.num_classes, cfg.model.head.value)
             strategy = distribution_strategy(cfg.trainer.strategy)
             with strategy.scope():  # the model's variables live on the strategy's devices
-                model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
-                if resumed and drop_unreadable_best(model, run_dir):
-                    resumed = False  # trains from its first epoch (a continued trial copies its parent's rows again)
-                elif not resumed:
-                    samples = next(iter(inputs.train))[0].numpy()
-                    recorder.image("augmented_training_samples", image_grid(samples), "a training batch after augmentation")
-                steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
-                weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
-                parent_optimizer = start_from_parent(model, continuation, run_dir, resumed) if continuation else None
-                pruner = make_pruner(cfg, run_dir, cohort)
+                with phase("model"):
+                    model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
+                    if resumed and drop_unreadable_best(model, run_dir):
+                        resumed = False  # trains from its first epoch (a continued trial copies its parent's rows again)
+                    elif not resumed:
+                        recorder.image("augmented_training_samples", image_grid(inputs.sample_images()),
+                                       "a training batch after augmentation")
+                    steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
+                    weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
+                    parent_optimizer = start_from_parent(model, continuation, run_dir, resumed) if continuation else None
+                    pruner = make_pruner(cfg, run_dir, context.cohort)
                 fit_seconds = 0.0
-                if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
-                    fit_seconds = train(model, cfg, head, inputs, run_dir, steps, weights,
-                                        extra_callbacks=(pruner,) if pruner else (),
-                                        initial_epoch=continuation.initial_epoch if continuation else 0,
-                                        optimizer_state=parent_optimizer,
-                                        head_on_features=features_for(cfg, model, source, run_dir, cohort,
-                                                                      strategy.num_replicas_in_sync))
-                if keep_last_weights:
-                    save_last_state(model, run_dir)
-            metrics = finish(model, cfg, head, source, inputs.validation, run_dir, recorder, plots)
+                with phase("train"):  # compiling, stored features and model.fit
+                    if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
+                        fit_seconds = train(model, cfg, head, inputs, run_dir, steps, weights,
+                                            extra_callbacks=(pruner,) if pruner else (),
+                                            initial_epoch=continuation.initial_epoch if continuation else 0,
+                                            optimizer_state=parent_optimizer,
+                                            head_on_features=features_for(cfg, model, source, run_dir, context,
+                                                                          strategy.num_replicas_in_sync))
+                    if context.keep_last_weights:
+                        save_last_state(model, run_dir)
+            with phase("evaluate"):
+                metrics = evaluate_best(model, cfg, head, source, inputs.validation, run_dir, recorder, context.plots)
+            with phase("save"):
+                served = save_model(model, image_size, run_dir)
+            with phase("latency"):
+                metrics.update(deployment_cost(served, image_size, run_dir, context.cache))
             metrics.update(replicas=strategy.num_replicas_in_sync, precision=cfg.trainer.precision.value,
-                           cache=cache or "none", **outcome(run_dir, continuation))
+                           cache=cache or "none", **how_it_ended(run_dir, continuation))
             recorder.scalars({"pruned": float(metrics["status"] == "pruned"), "epochs_run": metrics["epochs_run"]}, 0)
         except BaseException:
             recorder.end_session(success=False)
@@ -218,6 +269,7 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
         finish_provenance(run_dir)
         metrics["seconds"] = round(time.perf_counter() - started, 2)
         metrics["fit_seconds"] = round(fit_seconds, 2)  # of this process; a resumed run counts its own part
+        metrics["phase_seconds"] = context.stopwatch.rounded()  # where this process's time went (README: Searching)
         write_json(run_dir / METRICS_FILE, metrics, run_dir)  # last: the run is finished
         recorder.end_session(success=True)
         recorder.close()
@@ -229,20 +281,21 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, plots: bool, cohort: P
     return metrics
 
 
-def features_for(cfg: Config, model: keras.Model, source: ImageSource, run_dir: Path, cohort: Path | None,
+def features_for(cfg: Config, model: keras.Model, source: ImageSource, run_dir: Path, context: RunContext,
                  replicas: int) -> Callable[[], HeadTraining | None] | None:
-    """How a phase with a frozen backbone gets its head's training on stored features (shared through
-    the search or sweep folder `cohort`), or None with `trainer.feature_cache=off`."""
+    """How a phase with a frozen backbone gets its head's training on stored features (kept in the
+    owner's cache, and shared through the search or sweep folder), or None with `trainer.feature_cache=off`."""
     if cfg.trainer.feature_cache is FeatureCache.off:
         return None
-    ds = cfg.dataset
+    dataset_cfg = cfg.dataset
     data = f"{dataset_key(cfg)!r}|{((read_json(run_dir / PROVENANCE_FILE) or {}).get('data') or {}).get('sha256')}"
     augmented = None if augmenter_of(cfg).is_identity else cfg.augmentation.name
-    return lambda: head_training(model, source, tuple(ds.image_size), ds.batch_size, cfg.trainer.seed, data,
-                                 ds.cache_ram_share, cohort, augmented, replicas)
+    return lambda: head_training(model, source, tuple(dataset_cfg.image_size), dataset_cfg.batch_size,
+                                 cfg.trainer.seed, data, dataset_cfg.cache_ram_share, context.cohort, augmented,
+                                 replicas, context.cache)
 
 
-def outcome(run_dir: Path, continuation: Continuation | None) -> dict:
+def how_it_ended(run_dir: Path, continuation: Continuation | None) -> dict:
     """How the run ended (finished, or pruned at an epoch and why), which trial it continued, and the
     epochs it trained itself (a continued trial's history starts with its parent's)."""
     decision = pruned_decision(run_dir)
@@ -255,9 +308,9 @@ def outcome(run_dir: Path, continuation: Continuation | None) -> dict:
     return found
 
 
-def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val_ds: tf.data.Dataset,
-           run_dir: Path, recorder: TensorBoardRecorder, plots: bool) -> dict[str, float]:
-    """Restore the best epoch, evaluate it on validation, write every artifact."""
+def evaluate_best(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val_ds: tf.data.Dataset,
+                  run_dir: Path, recorder: TensorBoardRecorder, plots: bool) -> dict[str, float]:
+    """Restore the best epoch, evaluate it on validation, write its labels, reports and plots."""
     history = read_history(run_dir / HISTORY_FILE)
     monitor = cfg.trainer.monitor.value
     best = best_row(history, monitor)
@@ -288,6 +341,4 @@ def finish(model: keras.Model, cfg: Config, head: Head, source: ImageSource, val
         recorder.png("confusion_matrix", run_dir / CONFUSION_PLOT)
     recorder.scalars({f"best/{m}": metrics[m] for m in ("val_accuracy", "val_balanced_accuracy", "val_loss")},
                      step=metrics["best_epoch"])
-    served = save_model(model, tuple(cfg.dataset.image_size), run_dir)
-    metrics.update(deployment_cost(served, tuple(cfg.dataset.image_size), run_dir))
     return metrics

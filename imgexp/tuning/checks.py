@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgexp.config import TunerConfig
 from imgexp.errors import UserError
+from imgexp.data.run_cache import RunCache
 
 
 def check_search_settings(cfg: DictConfig, tuner_cfg: TunerConfig) -> None:
@@ -54,14 +55,14 @@ def check_same_search(search_dir: Path, identity: dict) -> None:
                         "continue it, or give search.name=NEW for a new search, or search.overwrite=true to start over")
 
 
-def check_base_config(base_cfg: DictConfig) -> None:
+def check_base_config(base_cfg: DictConfig, cache: RunCache) -> None:
     """The config every trial shares, checked once before trial 1 (keys, ranges, dataset.path and its
     layout, duplicates across splits): a mistake there is one line, not one failed trial after another."""
     from imgexp.job import to_config
     from imgexp.training.inputs import checked_listing
 
     try:
-        checked_listing(to_config(base_cfg))  # the listing is kept for this process's trials
+        checked_listing(to_config(base_cfg), cache)  # the listing is kept for this process's trials
     except UserError as err:
         raise UserError(f"the search's base config: {err}") from None
 

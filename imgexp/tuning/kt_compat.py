@@ -11,7 +11,7 @@ pyproject.toml bounds keras-tuner at TESTED_VERSION.
 import functools
 
 import keras_tuner as kt
-from keras_tuner.engine.base_tuner import BaseTuner  # noqa: F401  (re-exported: the tuner imgexp extends)
+from keras_tuner.engine.base_tuner import BaseTuner  # also the base of imgexp's tuner (tuning/tuner.py)
 from keras_tuner.src import config as kt_config
 
 TESTED_VERSION = "1.4.8"  # the newest KerasTuner these wrappers were checked against

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgexp import safe_write
 from imgexp.compose import compose_config
 from imgexp.config import Role, TunerConfig
+from imgexp.data.run_cache import RunCache
 from imgexp.errors import Interrupted, UserError
 from imgexp.job import check_unread, to_config
 from imgexp.folder_lock import LOCK_FILE, FolderLock
@@ -180,10 +181,11 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
     overwrite = bool(cfg.search.overwrite) and role is not Role.worker  # only the chief may start over
     identity = search_identity(tuner_cfg, cfg.search_space, base)
     base_cfg, base_choices = compose_config(base)  # the config every trial shares
+    cache = RunCache()  # what this process's trials reuse
     if role is not Role.worker:
         if not overwrite:
             check_same_search(search_dir, identity)
-        check_base_config(base_cfg)
+        check_base_config(base_cfg, cache)
         check_unread(to_config(cfg), choices, strict=True)  # e.g. tuner.max_trials under tuner=hyperband
         check_pretrained_weights(space, base, compose)
     if overwrite:
@@ -192,6 +194,7 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
         repair_oracle_state(search_dir, make_oracle(tuner_cfg, space.hyperparameters()))
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
                           tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite=False)
+    tuner.cache = cache
     if role is not Role.worker:
         write_json(search_dir / IDENTITY_FILE, identity, search_dir)
         write_search_experiment(search_dir, space, base_cfg, base_choices)
@@ -246,7 +249,7 @@ def search_here(tuner: BudgetedTuner, chief_address: str | None) -> bool:
     try:
         tuner.search(verbose=0)
     except KeyboardInterrupt:
-        ended = sum(read_run(d).done for d in tuner.search_dir.glob("trial_*"))  # finished or pruned, on disk
+        ended = sum(read_run(d).ended for d in tuner.search_dir.glob("trial_*"))  # finished or pruned, on disk
         sized = isinstance(tuner.oracle, (kt.oracles.RandomSearchOracle, kt.oracles.BayesianOptimizationOracle))
         total = tuner.oracle.max_trials if sized else None  # grid and Hyperband size themselves
         raise Interrupted(f"after {ended} finished trial(s)" + (f" of {total}" if total else "")) from None

@@ -21,8 +21,10 @@ from omegaconf import OmegaConf
 
 from imgexp import safe_write
 from imgexp.compose import compose_config
+from imgexp.data.run_cache import RunCache
 from imgexp.errors import UserError
 from imgexp.job import run_job
+from imgexp.run_context import RunContext
 from imgexp.run_folder import read_run, write_config, write_failure
 from imgexp.training.continuation import Continuation
 from imgexp.tuning.kt_compat import BaseTuner, is_worker, quiet_failed_trials, write_state_files_atomically
@@ -44,18 +46,17 @@ LIBRARY_ERROR_PREFIX = re.compile(r"^keras_tuner(\.\w+)*\.FailedTrialError: ")  
 TRIAL_ID = re.compile(r"\d{1,12}")
 
 
-def run_trial_config(overrides: list[str], run_dir: Path, search_dir: Path,
-                     continuation: Continuation | None = None, keep_last_weights: bool = False) -> dict[str, float]:
+def run_trial_config(overrides: list[str], run_dir: Path, context: RunContext) -> dict[str, float]:
     """Compose and run one trial execution; a finished one is read back, not run again. A pruner
-    compares it with the other trials in `search_dir`."""
-    done = read_run(run_dir)
-    if done.done:  # finished (or pruned) before the search was interrupted
-        return done.metrics
+    compares it with the other trials in the search folder (`context.cohort`)."""
+    earlier = read_run(run_dir)
+    if earlier.ended:  # finished (or pruned) before the search was interrupted
+        return earlier.metrics
     try:
-        cfg, choices = compose_config(overrides)
-        write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
-        return run_job(cfg, run_dir, choices, record_failures=True, plots=False,  # best/ gets its plots
-                       cohort=search_dir, continuation=continuation, keep_last_weights=keep_last_weights)
+        with context.stopwatch.phase("compose"):
+            cfg, choices = compose_config(overrides, context.cache)
+            write_config(run_dir, OmegaConf.to_container(cfg, enum_to_str=True), overrides, choices)
+        return run_job(cfg, run_dir, choices, context)
     except UserError as err:  # this trial cannot work (too small an input, NaN loss...): record it, go on
         write_failure(run_dir, str(err))
         raise kt.errors.FailedTrialError(str(err)) from err
@@ -81,6 +82,7 @@ class RunTuner(BaseTuner):
         self.overrides_by_trial: dict[str, list[str]] = {}
         self.continue_promoted = True
         self.head_epochs: int | None = None  # two-phase fine-tuning: the head phase's epochs (budget_overrides)
+        self.cache = RunCache()  # what the trials in this process reuse: listings, decoded images, features
 
     def trial_overrides(self, trial) -> list[str]:
         """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
@@ -125,6 +127,13 @@ class RunTuner(BaseTuner):
         """A Hyperband trial keeps its last weights: a promoted trial goes on from there."""
         return self.continue_promoted and HYPERBAND_EPOCHS in trial.hyperparameters.values
 
+    def trial_context(self, trial, execution: str = "") -> RunContext:
+        """A trial is compared with the search's other trials, draws no PNGs (best/ gets them), records
+        its failures, and reuses what earlier trials in this process made."""
+        return RunContext(cohort=self.search_dir, continuation=self.continuation(trial, execution),
+                          keep_last_weights=self.keeps_last_weights(trial), plots=False, record_failures=True,
+                          cache=self.cache)
+
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         overrides = self.trial_overrides(trial)
         trial_dir = self.checked_trial_dir(trial.trial_id)
@@ -132,12 +141,10 @@ class RunTuner(BaseTuner):
         if parent is not None:
             self.checked_trial_dir(parent)
         if self.executions == 1:
-            runs = [run_trial_config(overrides, trial_dir, self.search_dir, self.continuation(trial),
-                                     self.keeps_last_weights(trial))]
+            runs = [run_trial_config(overrides, trial_dir, self.trial_context(trial))]
         else:
             runs = [run_trial_config([*overrides, f"trainer.seed={self.seed + i}"], trial_dir / f"execution_{i}",
-                                     self.search_dir, self.continuation(trial, f"execution_{i}"),
-                                     self.keeps_last_weights(trial))
+                                     self.trial_context(trial, f"execution_{i}"))
                     for i in range(self.executions)]
         # KerasTuner takes numbers only; metrics.json also says how the trial ran (precision, cache).
         return {k: statistics.mean(r[k] for r in runs) for k in OBJECTIVES}
@@ -149,10 +156,10 @@ class RunTuner(BaseTuner):
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
         self.trials_run += 1
-        log_trial(self.search_dir, trial, time.monotonic() - self.trial_started, self.tuner_id)
+        log_trial(self.search_dir, trial, time.monotonic() - self.trial_started, self.tuner_id, self.cache)
         if is_worker(self):  # its oracle lives in the chief, which reports the search's progress
             log.info("trial [%s] %s -> %s", trial.trial_id, shlex.join(self.trial_values(trial)),
-                     outcome(trial, self.oracle.objective.name))
+                     result_text(trial, self.oracle.objective.name))
         else:
             log.info(self.describe_ended(trial, time.monotonic() - self.started, self.trials_run))
 
@@ -182,17 +189,16 @@ def resident_memory_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def log_trial(search_dir: Path, trial, seconds: float, tuner_id: str) -> None:
-    """One JSON line per trial run: who ran it, wall time, status and memory afterwards."""
-    from imgexp.data import in_memory
-
+def log_trial(search_dir: Path, trial, seconds: float, tuner_id: str, cache: RunCache) -> None:
+    """One JSON line per trial run: who ran it, wall time, status, memory afterwards, and how often
+    this process decoded the images so far."""
     entry = {"trial_id": trial.trial_id, "status": trial.status, "seconds": round(seconds, 3),
              "rss_mb": resident_memory_mb(), "pid": os.getpid(), "tuner_id": tuner_id,
-             "decode_passes": in_memory.decode_passes, "time": time.time()}
+             "decode_passes": cache.passes["decode"], "cache_mb": round(cache.bytes / 2**20, 1), "time": time.time()}
     safe_write.append_line(search_dir / "trials.jsonl", json.dumps(entry), search_dir)
 
 
-def outcome(trial, objective: str) -> str:
+def result_text(trial, objective: str) -> str:
     """`val_accuracy=0.9500`, or the trial's status and the last line of its error."""
     if trial.metrics.exists(objective):
         return f"{objective}={trial.metrics.get_best_value(objective):.4f}"
@@ -211,5 +217,5 @@ def progress_line(oracle: kt.Oracle, trial, values: list[str], elapsed: float, e
     eta = f"{elapsed / ended_here * (total - done) / 60:.1f} min" if total and ended_here else "?"
     best_text = f"{best_score:.4f}" if best_score is not None else "-"
     of = f" of {total}" if total else ""
-    return (f"trial {done}{of} [{trial.trial_id}] {shlex.join(values)} -> {outcome(trial, oracle.objective.name)}; "
+    return (f"trial {done}{of} [{trial.trial_id}] {shlex.join(values)} -> {result_text(trial, oracle.objective.name)}; "
             f"best {best_text}; elapsed {elapsed / 60:.1f} min, ETA {eta}")
