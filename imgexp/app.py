@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from imgexp.config import config_path, register_configs
 from imgexp.data.run_cache import RunCache
 from imgexp.errors import EXIT_INTERRUPTED, Interrupted, UserError, exit_with
+from imgexp.hydra_compat import is_conflicting_flags, is_missing_value, is_not_a_list, is_unknown_key
 from imgexp.job import run_job, run_sweep_job
 from imgexp.run_folder import is_finished, write_failure
 
@@ -86,14 +87,14 @@ def describe_config_error(err: Exception) -> str:
     key = getattr(cause, "full_key", None)
     msg = getattr(cause, "msg", None) or str(cause).splitlines()[0]
     msg = msg.splitlines()[0]
-    if key and "not in" in msg:  # "Key 'x' not in 'CNNConfig'", "... not in struct"
+    if key and is_unknown_key(msg):
         hint = nearest_key(key) or "; check the spelling"
         return f"{key}: unknown config key{hint} (`python -m imgexp --cfg job` lists every key)"
-    if key and key.endswith(("image_size", "input_size")) and "is not a ListConfig" in msg:
+    if key and key.endswith(("image_size", "input_size")) and is_not_a_list(msg):
         value = getattr(cause, "value", None)
         example = f"[{value},{value}]" if isinstance(value, int) else "[height,width]"
         return f"{key}={value}: give [height,width], e.g. '{key}={example}'"
-    if key and "Missing mandatory value" in msg:
+    if key and is_missing_value(msg):
         return f"{key}: needs a value; add {key}=... to the command"
     if key:
         return f"{key}: {msg}"
@@ -191,7 +192,7 @@ def main() -> None:
     except (HydraException, OmegaConfBaseException) as err:
         exit_with(describe_config_error(err))
     except ValueError as err:  # Hydra's own flags that do not go together (-m with --cfg, ...)
-        if "can be specified" not in str(err):
+        if not is_conflicting_flags(err):
             raise
         exit_with(f"{err}; give one of them per command")
     except Exception as err:

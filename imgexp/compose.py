@@ -6,12 +6,11 @@ from typing import Any
 from hydra import compose, initialize_config_dir, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from imgexp.config import config_path, register_configs
 from imgexp.data.run_cache import RunCache
+from imgexp.hydra_compat import Override, is_plain_value, parse_overrides
 
 COMPOSED = "composed"  # the RunCache kind: a config composed from the overrides that choose options
 
@@ -44,14 +43,12 @@ def split_overrides(overrides: list[str] | tuple[str, ...]) -> tuple[list[str], 
     """(the overrides that choose options or touch Hydra, the plain `a.b=value` ones); None for the
     second when any override is one this shortcut does not take (a sweep, +, ~, @package)."""
     try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        parsed = parse_overrides(overrides)
     except Exception:
         return list(overrides), None
     choosing, values = [], []
     for line, override in zip(overrides, parsed):
-        plain = (override.type is OverrideType.CHANGE and override.value_type is ValueType.ELEMENT
-                 and override.package is None)
-        if not plain:
+        if not is_plain_value(override):
             return list(overrides), None
         key = override.key_or_group
         # A group's name has no dot (nested groups use /); a dotted key is a value inside the config.

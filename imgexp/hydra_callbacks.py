@@ -84,16 +84,14 @@ class SweepSummary(Callback):
 def sweep_params(config: DictConfig) -> list:
     """The swept keys of a multirun (command-line sweeps, then `hydra.sweeper.params`), as
     tracking.experiment.Searched: choices and ranges by value, intervals (Optuna) by their bounds."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import IntervalSweep
-
+    from imgexp.hydra_compat import IntervalSweep, parse_overrides
     from imgexp.tracking.experiment import Searched
     from imgexp.tracking.hparams import as_hparam_value
 
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     overrides = [*config.hydra.overrides.task, *(f"{k}={v}" for k, v in params.items())]
     found = {}
-    for override in OverridesParser.create().parse_overrides(overrides):
+    for override in parse_overrides(overrides):
         if not override.is_sweep_override():
             continue
         key, value = override.get_key_element().lstrip("+~"), override.value()

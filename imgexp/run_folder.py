@@ -211,11 +211,13 @@ class FinishedRun:
     def load_model(self):
         import keras  # heavy: only once a command really needs the model
 
+        from imgexp.keras_compat import is_unsafe_model_refusal
+
         check_complete(self.model_path)
         try:
             return keras.models.load_model(self.model_path)  # safe_mode stays on
         except ValueError as err:
-            if "safe_mode" not in str(err):
+            if not is_unsafe_model_refusal(err):
                 raise
             raise UserError(f"{self.model_path}: refused, it holds code that would run on loading "
                             "(a Lambda layer); imgexp never loads such models") from err

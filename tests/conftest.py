@@ -4,6 +4,7 @@ import contextlib
 import io
 import os
 import subprocess
+import time
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,27 @@ def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -
     (tmp_path / "conf" / "search_space" / "test.yaml").write_text(yaml.safe_dump(space))
     return ["--config-dir", str(tmp_path / "conf"), f"tuner={tuner}", "search_space=test",
             f"search.dir={tmp_path / 'search'}", *TINY, "trainer.epochs=1", *extra]
+
+
+def wait_for(condition, timeout: float, every: float = 0.1, process: subprocess.Popen | None = None):
+    """Poll `condition()` every `every` seconds until it returns something true (returned); None once
+    `timeout` seconds pass or `process` has exited (checked one last time then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        if process is not None and process.poll() is not None:
+            return condition() or None
+        time.sleep(every)
+    return None
+
+
+def epoch_rows(run_dir: Path) -> list[dict]:
+    """history.csv's rows as text, as written."""
+    import csv
+
+    return list(csv.DictReader((run_dir / "history.csv").open()))
 
 
 def trial_dirs(search_dir: Path) -> list[Path]:

@@ -50,22 +50,25 @@ class TensorBoardServer:
         """POST `payload` to /data/plugin/hparams/ROUTE until the answer is `ready` (TensorBoard loads
         event files in the background)."""
         import json
-        import time
         import urllib.request
 
-        deadline, answer = time.monotonic() + timeout, {}
-        while time.monotonic() < deadline:
+        from conftest import wait_for
+
+        last = {}
+
+        def answer() -> list[dict] | None:  # in a list: an empty answer can be ready too
             try:
                 with urllib.request.urlopen(urllib.request.Request(
                         f"http://127.0.0.1:{self.port}/data/plugin/hparams/{route}", data=json.dumps(payload).encode(),
                         headers={"Content-Type": "application/json"}), timeout=10) as response:
-                    answer = json.loads(response.read())
-                if ready(answer):
-                    return answer
+                    last.clear()
+                    last.update(json.loads(response.read()))
             except OSError:
-                pass
-            time.sleep(1)
-        return answer
+                return None
+            return [dict(last)] if ready(last) else None
+
+        found = wait_for(answer, timeout, every=1)
+        return found[0] if found else last
 
     def __enter__(self):
         return self

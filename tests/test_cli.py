@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,7 +105,23 @@ def test_malformed_command_lines_are_one_clear_line(args, names):
     assert len(lines) == 1 and names in lines[0], result.stderr
 
 
-def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+def test_runs_started_in_the_same_second_get_their_own_folders():
+    """The default run folder carries microseconds: two runs in the same second never share one."""
+    import hydra.core.utils  # noqa: F401  (registers Hydra's ${now:...} resolver)
+    import yaml
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
+    pattern = yaml.safe_load(conf.read_text())["hydra"]["run"]["dir"]
+    for _ in range(100):  # until both fall in the same second (nearly always the first time)
+        first, second = (OmegaConf.create({"dir": pattern}).dir for _ in range(2))
+        if first.rsplit(".", 1)[0] == second.rsplit(".", 1)[0]:
+            break
+    assert first.rsplit(".", 1)[0] == second.rsplit(".", 1)[0], "two folders in the same second"
+    assert first != second
+
+
+def test_parallel_runs_get_their_own_folders_and_a_folder_without_epochs_blocks_nothing(tmp_path):
     """Parallel runs from a script just work; a folder where no epoch trained never blocks a run."""
     commands = [cli_command(*TINY, "trainer.epochs=1", f"optimizer.lr={lr}") for lr in (0.01, 0.003)]
     processes = [subprocess.Popen(c, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import cli_command, cli_env, error_lines, run_cli, search_args, trial_dirs
+from conftest import cli_command, cli_env, error_lines, run_cli, search_args, trial_dirs, wait_for
 from tbread import hparams_session
 
 SPACE = {"optimizer.lr": {"min": 1e-3, "max": 1e-2, "sampling": "log"}, "model.dropout": [0.1, 0.3]}
@@ -29,14 +30,16 @@ def free_port() -> int:
 
 def wait_until_listening(address: str, process: subprocess.Popen, timeout: float = 120) -> None:
     host, port = address.rsplit(":", 1)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
+
+    def listening() -> bool:
         try:
             socket.create_connection((host, int(port)), timeout=1).close()
-            return
+            return True
         except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"nothing listened on {address} within {timeout} s")
+            return False
+
+    if not wait_for(listening, timeout, every=0.2, process=process):
+        raise AssertionError(f"nothing listened on {address} within {timeout} s")
 
 
 def trials_log(search_dir: Path) -> list[dict]:
@@ -115,8 +118,12 @@ def test_distributed_search_finds_what_one_process_finds(chief_and_two_workers):
     for trial_id, (values, score) in alone.items():
         assert distributed[trial_id][0] == values
         assert distributed[trial_id][1] == pytest.approx(score, abs=1e-6)
-    best = lambda d: (d / "random-test" / "best" / "best.yaml").read_text().split()[3]  # noqa: E731
-    assert best(tmp_path / "search") == best(single / "search")  # "(trial id)"
+    def best(search_root):  # the best trial's searched values and score, as best/ records them
+        config = yaml.safe_load((search_root / "random-test" / "best" / "best.yaml").read_text())
+        score = json.loads((search_root / "random-test" / "best" / "metrics.json").read_text())["val_accuracy"]
+        return {key: config[key.split(".")[0]][key.split(".")[1]] for key in SPACE}, score
+
+    assert best(tmp_path / "search") == best(single / "search")
 
 
 @pytest.mark.slow
@@ -126,21 +133,22 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_completes(tmp_pat
     search_dir = tmp_path / "search" / "random-test"
     log_file = (tmp_path / "chief.log").open("w")
     chief = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(), stdout=log_file, stderr=subprocess.STDOUT)
-    killed = None
+
+    def kill_worker1_mid_trial() -> tuple[str, int] | None:
+        try:
+            ongoing = json.loads((search_dir / "oracle.json").read_text())["ongoing_trials"]
+            pid = json.loads((tmp_path / "chief" / "workers.json").read_text())["worker1"]["pid"]
+        except (OSError, ValueError, KeyError):
+            return None  # not written yet, or being written
+        trial = ongoing.get("worker1")
+        history = search_dir / f"trial_{trial}" / "history.csv"
+        if trial is None or not history.exists() or len(history.read_text().splitlines()) < 2:
+            return None
+        os.kill(pid, signal.SIGKILL)  # mid-trial: the oracle holds the trial, an epoch is done
+        return trial, pid
+
     try:
-        deadline = time.monotonic() + 300
-        while killed is None and time.monotonic() < deadline and chief.poll() is None:
-            time.sleep(0.2)
-            try:
-                ongoing = json.loads((search_dir / "oracle.json").read_text())["ongoing_trials"]
-                pid = json.loads((tmp_path / "chief" / "workers.json").read_text())["worker1"]["pid"]
-            except (OSError, ValueError, KeyError):
-                continue  # not written yet, or being written
-            trial = ongoing.get("worker1")
-            history = search_dir / f"trial_{trial}" / "history.csv"
-            if trial is not None and history.exists() and len(history.read_text().splitlines()) >= 2:
-                os.kill(pid, signal.SIGKILL)  # mid-trial: the oracle holds the trial, an epoch is done
-                killed = (trial, pid)
+        killed = wait_for(kill_worker1_mid_trial, 300, every=0.2, process=chief)
         assert killed, "worker1 was never seen running a trial"
         chief.wait(timeout=600)
     finally:
@@ -183,12 +191,9 @@ def test_a_worker_whose_chief_dies_stops_in_one_line(tmp_path):
                                           "search.distributed.connect_timeout=3"),
                               cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
         oracle = tmp_path / "search" / "random-test" / "oracle.json"
-        while time.monotonic() < deadline and worker.poll() is None:
-            if oracle.exists() and '"ongoing_trials": {"worker-' in oracle.read_text():
-                break
-            time.sleep(0.2)
+        wait_for(lambda: oracle.exists() and '"ongoing_trials": {"worker-' in oracle.read_text(), 120, every=0.2,
+                 process=worker)
         chief.kill()  # mid-trial: the worker learns it when it reports the trial
         _, err = worker.communicate(timeout=120)
     finally:

@@ -3,13 +3,12 @@
 import json
 import signal
 import subprocess
-import time
 
 import pytest
 
 from imgexp.models import BUILDERS
 
-from conftest import TINY, cli_command, cli_env, run_cli
+from conftest import TINY, cli_command, cli_env, run_cli, wait_for
 
 
 def read_metrics(run_dir):
@@ -61,11 +60,8 @@ def test_killed_run_resumes_from_its_last_epoch(tmp_path):
     first = subprocess.Popen(cli_command(*args), env=cli_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run_dir / "history.csv"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and first.poll() is None:
-        if history.exists() and len(history.read_text().splitlines()) >= 4:  # header + 3 epochs
-            break
-        time.sleep(0.05)
+    wait_for(lambda: history.exists() and len(history.read_text().splitlines()) >= 4,  # header + 3 epochs
+             300, every=0.05, process=first)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     done_before = len(history.read_text().splitlines()) - 1

@@ -5,9 +5,8 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 
-from conftest import TINY, cli_command, cli_env, run_cli, search_args
+from conftest import TINY, cli_command, cli_env, run_cli, search_args, wait_for
 from imgexp.folder_lock import is_locked
 from imgexp.run_folder import find_runs, read_history
 
@@ -18,9 +17,7 @@ def interrupt_when(args, cwd, ready, timeout=300):
     process = subprocess.Popen(cli_command(*args), cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + timeout
-    while not ready() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
+    wait_for(ready, timeout, every=0.05, process=process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     return process.returncode, stderr

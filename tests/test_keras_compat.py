@@ -1,9 +1,9 @@
-"""Each use of Keras beyond its public API (imgexp/training/keras_compat.py), checked against the installed Keras."""
+"""Each use of Keras beyond its public API (imgexp/keras_compat.py), checked against the installed Keras."""
 
 import keras
 import numpy as np
 
-from imgexp.training import keras_compat
+from imgexp import keras_compat
 from imgexp.training.reproducible import EpochDraws
 
 
@@ -51,7 +51,7 @@ def test_a_model_saved_without_its_training_state_loads_quietly_and_trains_on(tm
     import h5py
 
     from imgexp.models.serving import with_raw_image_input
-    from imgexp.training.keras_compat import without_training_state
+    from imgexp.keras_compat import without_training_state
 
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -77,3 +77,26 @@ def test_a_model_saved_without_its_training_state_loads_quietly_and_trains_on(tm
     assert model.compiled and model.optimizer is not None and model.optimizer.iterations.numpy() == 1
     model.fit(x, y, verbose=0)  # the run's model trains on as it was
     assert model.optimizer.iterations.numpy() == 2
+
+
+def test_a_failed_download_is_recognised_by_its_keras_text(tmp_path):
+    try:
+        keras.utils.get_file("weights.h5", "http://127.0.0.1:9/weights.h5", cache_dir=str(tmp_path))
+    except Exception as err:  # a bare Exception: the text is all there is to go by
+        assert keras_compat.is_download_failure(err), str(err)
+    else:
+        raise AssertionError("nothing listens on port 9: the download must fail")
+    assert not keras_compat.is_download_failure(ValueError("input too small"))
+
+
+def test_a_model_with_code_is_recognised_by_keras_refusal(tmp_path):
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    try:
+        keras.models.load_model(tmp_path / "lambda.keras")
+    except ValueError as err:
+        assert keras_compat.is_unsafe_model_refusal(err), str(err)
+    else:
+        raise AssertionError("safe_mode must refuse a Lambda layer")
+    assert not keras_compat.is_unsafe_model_refusal(ValueError("a wrong shape"))

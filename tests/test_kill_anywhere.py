@@ -4,13 +4,12 @@ import json
 import random
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import keras
 import pytest
 
-from conftest import TINY, cli_command, cli_env, error_lines, run_cli, run_in_process, search_args
+from conftest import TINY, cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, wait_for
 from imgexp.folder_lock import is_locked
 from imgexp.run_folder import read_history
 
@@ -18,15 +17,6 @@ from imgexp.run_folder import read_history
 def start(args, cwd):
     return subprocess.Popen(cli_command(*args), cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-
-
-def wait_until(condition, timeout=300.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return False
 
 
 def kill(process):
@@ -38,7 +28,8 @@ def second_copy_is_refused(args, cwd, folder, what: str) -> None:
     """Start the command, and once it holds `folder` the same command again: one line naming the first."""
     first = start(args, cwd)
     try:
-        assert wait_until(lambda: is_locked(folder)), f"the first {what} never took its folder"
+        assert wait_for(lambda: is_locked(folder), 300, every=0.05, process=first), \
+            f"the first {what} never took its folder"
         second = run_cli(*args, cwd=cwd)
         assert second.returncode == 2 and "Traceback" not in second.stderr
         [line] = error_lines(second.stderr)

@@ -37,11 +37,28 @@ def test_the_installed_keras_tuner_is_the_tested_one_and_pyproject_bounds_it():
     assert f"<={kt_compat.TESTED_VERSION}" in requirement
 
 
-def test_keras_tuner_debug_flag_controls_its_failed_trial_tracebacks():
+class FailingTuner(kt_compat.BaseTuner):
+    def run_trial(self, trial, *args, **kwargs):
+        raise kt.errors.FailedTrialError("this trial cannot work")
+
+
+def failed_trial_output(tmp_path, capfd) -> str:
+    """What KerasTuner prints while one of its trials fails."""
+    tuner = FailingTuner(oracle=oracle(tmp_path, max_trials=1), directory=str(tmp_path), project_name="t",
+                         overwrite=True)
+    capfd.readouterr()
+    tuner.search(verbose=0)
+    captured = capfd.readouterr()
+    return captured.out + captured.err
+
+
+def test_quiet_failed_trials_stops_keras_tuners_traceback_per_failed_trial(tmp_path, capfd, monkeypatch):
     from keras_tuner.src import config
 
+    monkeypatch.setattr(config, "DEBUG", True)  # KerasTuner's default
+    assert "Traceback" in failed_trial_output(tmp_path / "loud", capfd)
     kt_compat.quiet_failed_trials()
-    assert config.DEBUG is False
+    assert "Traceback" not in failed_trial_output(tmp_path / "quiet", capfd)
 
 
 def test_a_tuner_knows_whether_it_is_a_distributed_worker(tmp_path, monkeypatch):
@@ -114,15 +131,27 @@ def test_the_chief_servicer_serves_an_oracle_and_says_when_to_stop(tmp_path):
         server.stop(grace=0)
 
 
-def test_the_worker_timeout_is_keras_tuners_client_timeout():
+def test_the_worker_timeout_bounds_each_call_to_the_chief(tmp_path, monkeypatch):
+    """A worker whose chief does not answer gives up after set_worker_timeout's seconds (KerasTuner's
+    own client waits an hour), with gRPC's DEADLINE_EXCEEDED."""
+    import socket
+
     from keras_tuner.src.distribute import oracle_client
 
-    before = oracle_client.TIMEOUT
+    listener = socket.socket()  # a port that accepts connections and never answers: a hung chief
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(listener.getsockname()[1]))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker-1")
+    monkeypatch.setattr(oracle_client, "TIMEOUT", oracle_client.TIMEOUT)  # restored after the test
+    kt_compat.set_worker_timeout(0.5)
     try:
-        kt_compat.set_worker_timeout(12.5)
-        assert oracle_client.TIMEOUT == 12.5
+        with pytest.raises(grpc.RpcError) as err:
+            oracle_client.OracleClient(oracle(tmp_path)).get_space()
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
-        oracle_client.TIMEOUT = before
+        listener.close()
 
 
 def test_state_files_are_written_whole(tmp_path):

@@ -8,12 +8,11 @@ in the same sweep dir runs only what is missing.
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY, cli_command, cli_env, error_lines, run_cli
+from conftest import TINY, cli_command, cli_env, error_lines, run_cli, wait_for
 
 TWO_JOBS = ("optimizer.lr=1e-3,1e-2", *TINY, "trainer.epochs=1")
 
@@ -69,12 +68,11 @@ def start_and_kill_one_job(tmp_path: Path, sweep: Path, launcher: list[str], mar
     sweep_process = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and sweep_process.poll() is None:
+        def two_jobs_past_an_epoch() -> bool:
             histories = list(sweep.glob("*/history.csv"))
-            if len(histories) == 2 and all(len(h.read_text().splitlines()) >= 2 for h in histories):
-                break
-            time.sleep(0.2)
+            return len(histories) == 2 and all(len(h.read_text().splitlines()) >= 2 for h in histories)
+
+        wait_for(two_jobs_past_an_epoch, 240, every=0.2, process=sweep_process)
         victims = job_processes(sweep_process.pid, marker)
         assert victims, "no job process found"
         os.kill(victims[0], signal.SIGKILL)

@@ -68,11 +68,14 @@ def test_the_fingerprint_sees_one_changed_image_and_hashes_each_file_once(folder
     assert hashes.hashed == 28
     again = ContentHashes(tmp_path / "hashes.json")  # a new process: the cache on disk
     assert fingerprint(source, str(folder), again) == before and again.hashed == 0
-    Image.new("RGB", (24, 24), "white").save(folder / "train" / "a" / "000.jpg")
+    edited = folder / "train" / "a" / "000.jpg"
+    Image.new("RGB", (24, 24), "white").save(edited)
     changed = fingerprint(source, str(folder), ContentHashes(tmp_path / "hashes.json"))
     assert changed["sha256"] != before["sha256"]
-    assert changed["splits"]["validation"] == before["splits"]["validation"] or \
-        changed["splits"]["train"] != before["splits"]["train"]
+    [holder] = [name for name, split in source.splits().items() if str(edited) in map(str, split.paths)]
+    [other] = [name for name in ("train", "validation") if name != holder]
+    assert changed["splits"][holder]["sha256"] != before["splits"][holder]["sha256"], "the split with the image"
+    assert changed["splits"][other] == before["splits"][other], "and only that split"
 
 
 def test_a_resumed_run_whose_data_changed_is_refused(folder, tmp_path):

@@ -3,13 +3,12 @@
 import json
 import signal
 import subprocess
-import time
 
 import pytest
 import yaml
 from tensorboard.plugins.hparams import api_pb2
 
-from conftest import cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, trial_dirs
+from conftest import cli_command, cli_env, error_lines, run_cli, run_in_process, search_args, trial_dirs, wait_for
 from tbread import SESSION_GROUPS, TensorBoardServer, accumulator, hparams_session
 
 
@@ -102,11 +101,7 @@ def test_killed_search_resumes_without_rerunning_finished_trials(tmp_path):
     search_dir = tmp_path / "search" / "grid-test"
     first = subprocess.Popen(cli_command(*args), cwd=tmp_path, env=cli_env(),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and first.poll() is None:
-        if len(list(search_dir.glob("trial_*/metrics.json"))) >= 2:
-            break
-        time.sleep(0.1)
+    wait_for(lambda: len(list(search_dir.glob("trial_*/metrics.json"))) >= 2, 300, every=0.1, process=first)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     finished = {p.parent.name: p.stat().st_mtime_ns for p in search_dir.glob("trial_*/metrics.json")}

@@ -40,7 +40,7 @@ from imgexp.data.folder import load_folder_source
 from imgexp.data.pipeline import make_dataset
 from imgexp.models import build_model
 from imgexp.models.head import choose_head
-from imgexp.training.fit import train
+from imgexp.training.fit import TrainingPlan, train
 from imgexp.training.inputs import new_datasets
 
 SIZE = (150, 150)
@@ -148,7 +148,7 @@ def imgexp_fit(root: Path, epochs: int, run_dir: Path) -> float:
     config.trainer.epochs = epochs
     steps = -(-len(source.train) // BATCH)
     started = time.perf_counter()
-    train(model, config, choose_head(2), inputs, run_dir, steps)
+    train(model, config, choose_head(2), inputs, run_dir, TrainingPlan(steps))
     return (time.perf_counter() - started) / epochs
 
 

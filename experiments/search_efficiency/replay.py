@@ -14,13 +14,9 @@ import argparse
 import statistics
 from pathlib import Path
 
-from imgexp.tensorflow_runtime import import_tensorflow
-
-import_tensorflow()  # quietly: the rules' module imports keras
-
-from imgexp.config import PrunerConfig  # noqa: E402
-from imgexp.run_folder import read_history  # noqa: E402
-from imgexp.training.pruning import RULES  # noqa: E402
+from imgexp.config import PrunerConfig
+from imgexp.run_folder import read_history
+from imgexp.training.pruning_rules import RULES  # arithmetic over histories: no TensorFlow
 
 RULE_SETTINGS = {  # every key spelt out, so the rows do not change when a default does
     "median, warmup 2 (default)": dict(name="median", warmup_epochs=2, min_trials=3),

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from imgexp.errors import UserError
+from imgexp.keras_compat import is_download_failure
 from imgexp.models.head import choose_head, weight_penalty
 
 BACKBONE_LAYER = "backbone"
@@ -68,7 +69,7 @@ def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -
             backbone = keras.Model(backbone.input, backbone.output, name=BACKBONE_LAYER)
         return backbone
     except Exception as err:  # keras.utils.get_file raises a bare Exception on a failed download
-        if weights == "imagenet" and "fetch failure" in str(err):
+        if weights == "imagenet" and is_download_failure(err):
             raise UserError(
                 f"model={name}: could not download the ImageNet weights (no network?); "
                 f"train from scratch with model.weights=null, or give a local file with model.weights=/path/to/{name}_notop.h5"

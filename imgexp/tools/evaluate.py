@@ -42,7 +42,7 @@ def evaluate(run_dir: Path, split: str, folder: Path | None, dataset_path: str |
     from imgexp.models.head import choose_head
     from imgexp.tracking.artifacts import write_classification_report
     from imgexp.tracking.plots import confusion_counts, plot_confusion_matrix
-    from imgexp.training.run import balanced_accuracy, predict_split
+    from imgexp.training.evaluation import balanced_accuracy, predict_split
 
     run = open_run(run_dir)
     name, data = choose_split(run, split, folder, dataset_path)

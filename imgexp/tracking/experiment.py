@@ -15,12 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from google.protobuf import struct_pb2
+from tensorboard.plugins.hparams import api_pb2
 
 from imgexp.tracking.hparams import CONFIG_GROUPS, HParamValue
+from imgexp.tracking.tb_compat import experiment_summary, write_summary_event
 
 EXPERIMENT_DIR = "hparams_experiment"  # under the search or sweep folder: a TensorBoard run of its own
 
@@ -83,10 +82,7 @@ def experiment(searched: list[Searched], hparams: dict[str, HParamValue]) -> api
 
 def write_experiment(root: Path, searched: list[Searched], hparams: dict[str, HParamValue]) -> Path:
     """ROOT/hparams_experiment/: TensorBoard's experiment summary for every session below ROOT."""
-    plugin_data = plugin_data_pb2.HParamsPluginData(experiment=experiment(searched, hparams))
-    summary = summary_pb2.Summary()
-    summary.value.add(tag=metadata.EXPERIMENT_TAG, metadata=metadata.create_summary_metadata(plugin_data),
-                      tensor=metadata.NULL_TENSOR)
+    summary = experiment_summary(experiment(searched, hparams))
     out = root / EXPERIMENT_DIR
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("events.out.tfevents.*"):  # a resumed search or sweep: one experiment, the latest
@@ -96,7 +92,5 @@ def write_experiment(root: Path, searched: list[Searched], hparams: dict[str, HP
     from imgexp.tensorflow_runtime import import_tensorflow
 
     import_tensorflow()
-    writer = EventFileWriter(str(out))
-    writer.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
-    writer.close()
+    write_summary_event(out, summary)
     return out

@@ -9,10 +9,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
-from tensorboard.plugins.hparams import api_pb2
-from tensorboard.plugins.hparams import summary as hp_summary
 
 from imgexp.tracking.hparams import HParamValue
+from imgexp.tracking.tb_compat import session_end_bytes
 
 
 class TensorBoardRecorder:
@@ -28,9 +27,8 @@ class TensorBoardRecorder:
         self.writer.flush()
 
     def end_session(self, success: bool) -> None:
-        status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
         with self.writer.as_default():
-            tf.summary.experimental.write_raw_pb(hp_summary.session_end_pb(status).SerializeToString(), step=0)
+            tf.summary.experimental.write_raw_pb(session_end_bytes(success), step=0)
         self.writer.flush()
 
     def scalars(self, values: dict[str, float], step: int) -> None:

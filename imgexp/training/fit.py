@@ -11,6 +11,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -26,7 +27,7 @@ from imgexp.training.continuation import restore_optimizer
 from imgexp.training.features import HeadTraining
 from imgexp.training.inputs import Inputs
 from imgexp.training.optimizers import build_optimizer
-from imgexp.training.pruning import pruned_decision
+from imgexp.training.pruning_rules import pruned_decision
 from imgexp.training.reproducible import EpochDraws
 
 
@@ -81,15 +82,33 @@ def stopped_before(history: list[dict[str, float]], cfg: Config) -> bool:
     return patience > 0 and best is not None and history[-1]["epoch"] - best["epoch"] >= patience
 
 
-def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, initial_epoch: int, epochs: int,
-              class_weight: dict[int, float] | None, extra_callbacks: list[keras.callbacks.Callback],
-              on_features: HeadTraining | None = None) -> float:
-    """Fit epochs initial_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit.
+@dataclass
+class TrainingPlan:
+    """How one run trains beyond its config: `steps` batches per epoch (for learning-rate schedules),
+    `class_weight` (trainer.class_weight), `callbacks` that may stop it early (the pruner), the
+    `initial_epoch` and `optimizer_state` a continued Hyperband trial takes from its parent, and
+    `head_on_features`, which gives the head's training on stored features for a phase whose backbone
+    is frozen (or None: images). The next thing a run's training needs is a field here."""
+
+    steps: int
+    class_weight: dict[int, float] | None = None
+    callbacks: tuple[keras.callbacks.Callback, ...] = ()
+    initial_epoch: int = 0
+    optimizer_state: list | None = None
+    head_on_features: Callable[[], HeadTraining | None] | None = None
+
+    def features(self) -> HeadTraining | None:
+        return self.head_on_features() if self.head_on_features else None
+
+
+def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, first_epoch: int, epochs: int,
+              plan: TrainingPlan, on_features: HeadTraining | None = None) -> float:
+    """Fit epochs first_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit.
 
     With `on_features`, the head alone is fit on stored features (the backbone is frozen); what is
     restored and saved is still the whole model."""
     restored = restore_backup(model, run_dir / BACKUP_DIR / phase)
-    start = initial_epoch if restored is None else restored
+    start = first_epoch if restored is None else restored
     keep_history_before(run_dir, start)  # what was recorded after the backup is trained again
     if start >= epochs or (restored is not None and stopped_before(read_history(run_dir / HISTORY_FILE), cfg)):
         return 0.0
@@ -107,32 +126,23 @@ def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, ini
         warnings.filterwarnings("ignore", message="Your input ran out of data", category=UserWarning)
         fitted.fit(
             data.train, validation_data=data.validation, initial_epoch=start, epochs=epochs,
-            callbacks=[*callbacks(cfg, run_dir, phase, whole), *extra_callbacks], verbose=cfg.trainer.verbose,
+            callbacks=[*callbacks(cfg, run_dir, phase, whole), *plan.callbacks], verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
-            class_weight=class_weight,
+            class_weight=plan.class_weight,
         )
     return time.perf_counter() - started
 
 
-def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: Path, steps: int,
-          class_weight: dict[int, float] | None = None, extra_callbacks: tuple[keras.callbacks.Callback, ...] = (),
-          initial_epoch: int = 0, optimizer_state: list | None = None,
-          head_on_features: Callable[[], HeadTraining | None] | None = None) -> float:
-    """Fit `model` as the trainer config says; the best weights end up in BEST_WEIGHTS.
-
-    `steps` is the number of batches per epoch (for learning-rate schedules); `class_weight`
-    weighs each class's loss (trainer.class_weight); `extra_callbacks` (the pruner) stop it early;
-    `initial_epoch` > 0 goes on from a parent trial's epochs (Hyperband), with its `optimizer_state`;
-    `head_on_features` gives the head's training on stored features for a phase whose backbone is
-    frozen (or None: images). Returns the seconds spent inside model.fit.
-    """
+def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: Path, plan: TrainingPlan) -> float:
+    """Fit `model` as the trainer config and `plan` say; the best weights end up in BEST_WEIGHTS.
+    Returns the seconds spent inside model.fit."""
     tr = cfg.trainer
+    steps, initial_epoch, optimizer_state = plan.steps, plan.initial_epoch, plan.optimizer_state
     if tr.fine_tune_epochs == 0:
         compile_model(model, cfg, head, steps, tr.epochs)
         if optimizer_state is not None:
             restore_optimizer(model, optimizer_state)
-        return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, class_weight,
-                         list(extra_callbacks), head_on_features() if head_on_features else None)
+        return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, plan, plan.features())
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again. A continued Hyperband trial goes on in the
@@ -148,8 +158,7 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
         if initial_epoch < tr.epochs:  # not continued, or the parent stopped in the head phase
             if optimizer_state is not None and initial_epoch > 0:
                 restore_optimizer(model, optimizer_state)
-            seconds += fit_phase(model, cfg, inputs, run_dir, "head", initial_epoch, tr.epochs, class_weight,
-                                 list(extra_callbacks), head_on_features() if head_on_features else None)
+            seconds += fit_phase(model, cfg, inputs, run_dir, "head", initial_epoch, tr.epochs, plan, plan.features())
             head_epochs = len(read_history(run_dir / HISTORY_FILE))  # fewer when it stopped early
         write_json(run_dir / HEAD_PHASE_FILE, {"epochs": head_epochs}, run_dir)
         save_weights(model, head_done, run_dir)  # after the epoch count: together they mark the phase done
@@ -163,4 +172,4 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
     if optimizer_state is not None and initial_epoch > done:  # the parent was fine-tuning already
         restore_optimizer(model, optimizer_state)
     return seconds + fit_phase(model, cfg, inputs, run_dir, "fine_tune", max(done, initial_epoch),
-                               done + tr.fine_tune_epochs, class_weight, list(extra_callbacks))
+                               done + tr.fine_tune_epochs, plan)

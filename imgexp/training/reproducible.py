@@ -10,7 +10,7 @@ state made of the run's seed, the layer's place and the epoch's number.
 import keras
 import numpy as np
 
-from imgexp.training.keras_compat import seed_generator_states
+from imgexp.keras_compat import seed_generator_states
 
 GOLDEN = 0x9E3779B9  # spreads consecutive epochs over the seed space
 

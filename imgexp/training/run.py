@@ -12,7 +12,6 @@ import math
 import re
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ from imgexp.errors import Interrupted, UserError
 from imgexp.models import build_model
 from imgexp.models.head import Head, choose_head
 from imgexp.latency import keras_latency_ms
-from imgexp.training.keras_compat import without_training_state
+from imgexp.keras_compat import without_training_state
 from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
@@ -44,10 +43,12 @@ from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
 from imgexp.training.checkpoints import load_model_weights
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
-from imgexp.training.fit import train
+from imgexp.training.evaluation import balanced_accuracy, predict_split
+from imgexp.training.fit import TrainingPlan, train
 from imgexp.training.features import HeadTraining, head_training
 from imgexp.training.inputs import augmenter_of, dataset_key, listing_request, load_images, make_datasets
-from imgexp.training.pruning import make_pruner, pruned_decision
+from imgexp.training.pruning import make_pruner
+from imgexp.training.pruning_rules import pruned_decision
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -71,37 +72,6 @@ def model_options(cfg: Config) -> dict:
     """The `model.*` keys as builder arguments (plain values, enums as strings)."""
     options = {k: getattr(v, "value", v) for k, v in dataclasses.asdict(cfg.model).items() if k != "name"}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
-
-
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean recall over the classes present in `y_true` (scikit-learn's balanced_accuracy_score)."""
-    from sklearn.metrics import balanced_accuracy_score
-
-    with warnings.catch_warnings():  # predictions of a class absent from y_true are just errors here
-        warnings.simplefilter("ignore", UserWarning)
-        return float(balanced_accuracy_score(y_true, y_pred))
-
-
-PREDICT_CHUNK_BYTES = 64 * 2**20  # images per model call: an eager call costs ~1 ms per layer whatever its size
-
-
-def predict_split(model: keras.Model, batches: tf.data.Dataset, head: Head) -> tuple[np.ndarray, np.ndarray, float]:
-    """(true labels, predicted labels, mean loss) in one pass over `batches`, in calls of up to
-    PREDICT_CHUNK_BYTES of images (the validation split of a small search in one or two)."""
-    shape = batches.element_spec[0].shape[1:]
-    if shape.is_fully_defined():  # images of one size (not a tool's raw images of any size)
-        batches = batches.rebatch(max(1, PREDICT_CHUNK_BYTES // (4 * shape.num_elements())))
-    labels, probabilities = [], []
-    for images, y in batches:
-        labels.append(y.numpy())
-        # A plain call, not predict_on_batch: under MirroredStrategy Keras 3.15's predict_on_batch
-        # hands every replica the whole batch and returns their outputs stacked (2x the rows).
-        probabilities.append(np.asarray(model(images, training=False)))
-    y_true, probs = np.concatenate(labels), np.concatenate(probabilities)
-    targets = y_true[:, None] if head.units == 1 else y_true  # binary cross-entropy wants equal ranks
-    loss = float(np.mean(keras.losses.get(head.loss)(targets, probs)))
-    y_pred = (probs[:, 0] > 0.5).astype(int) if head.units == 1 else probs.argmax(axis=1)
-    return y_true, y_pred, loss
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -245,12 +215,12 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -
                 fit_seconds = 0.0
                 with phase("train"):  # compiling, stored features and model.fit
                     if not pruned_decision(run_dir):  # a pruned run resumed after its decision trains no further
-                        fit_seconds = train(model, cfg, head, inputs, run_dir, steps, weights,
-                                            extra_callbacks=(pruner,) if pruner else (),
+                        plan = TrainingPlan(steps, weights, callbacks=(pruner,) if pruner else (),
                                             initial_epoch=continuation.initial_epoch if continuation else 0,
                                             optimizer_state=parent_optimizer,
                                             head_on_features=features_for(cfg, model, source, run_dir, context,
                                                                           strategy.num_replicas_in_sync))
+                        fit_seconds = train(model, cfg, head, inputs, run_dir, plan)
                     if context.keep_last_weights:
                         save_last_state(model, run_dir)
             with phase("evaluate"):

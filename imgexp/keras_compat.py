@@ -36,3 +36,13 @@ def without_training_state(model: keras.Model):
         yield model
     finally:
         model.compiled, model.optimizer = compiled, optimizer
+
+
+def is_download_failure(err: Exception) -> bool:
+    """keras.utils.get_file's bare Exception for a download that failed (no network, a bad URL)."""
+    return "fetch failure" in str(err)
+
+
+def is_unsafe_model_refusal(err: Exception) -> bool:
+    """keras.models.load_model's ValueError for a file with code that would run on loading (safe_mode)."""
+    return isinstance(err, ValueError) and "safe_mode" in str(err)
