@@ -39,6 +39,29 @@ def test_a_multirun_is_quiet(tmp_path):
                 cwd=tmp_path)
 
 
+def test_an_optuna_sweep_with_a_pruner_is_quiet_and_ranked(tmp_path):
+    """Hydra's Optuna sweeper (hydra-optuna-sweeper, in the test extra): its trials are ordinary jobs, so the
+    pruner compares them in the sweep folder, the HParams experiment declares the interval, and the summary
+    ranks them."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install 'imgexp[optuna]'")
+    import json
+
+    from tensorboard.plugins.hparams import metadata
+
+    from tbread import accumulator
+
+    sweep = tmp_path / "sweep"
+    result = run_quietly("-m", "hydra/sweeper=optuna", "optimizer.lr=interval(1e-4,1e-1)", "hydra.sweeper.n_trials=3",
+                         "hydra.sweeper.direction=maximize", *TINY, "trainer.epochs=3", "pruner=median",
+                         "pruner.warmup_epochs=1", "pruner.min_trials=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    statuses = [json.loads((sweep / str(job) / "metrics.json").read_text())["status"] for job in range(3)]
+    assert set(statuses) <= {"finished", "pruned"} and statuses[0] == "finished", statuses
+    assert f"3 jobs in {sweep}, ranked by val_accuracy" in " ".join(result.stdout.split())
+    content = accumulator(sweep / "hparams_experiment").PluginTagToContent(metadata.PLUGIN_NAME)[metadata.EXPERIMENT_TAG]
+    [lr] = [h for h in metadata.parse_experiment_plugin_data(content).hparam_infos if h.name == "optimizer.lr"]
+    assert (lr.domain_interval.min_value, lr.domain_interval.max_value) == (1e-4, 1e-1)
+
+
 def test_a_hyperband_search_is_quiet(tmp_path):
     run_quietly(*search_args(tmp_path, {"optimizer.lr": [0.01, 0.003]}, "tuner.max_epochs=4", "tuner.factor=2",
                              tuner="hyperband"), cwd=tmp_path)

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from imgexp.tensorflow_runtime import import_tensorflow
 
 tf = import_tensorflow()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+from epochs import make_folder  # noqa: E402  (the pipeline benchmark's generated photos)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from imgexp.compose import compose_config  # noqa: E402
 from imgexp.job import run_job  # noqa: E402
@@ -87,19 +89,6 @@ def training_throughput(name: str, precision: str, images: int = 256) -> float:
         keras.backend.clear_session()
 
 
-def make_folder(root: Path, train_per_class: int, val_per_class: int, side: int = 300, seed: int = 0) -> Path:
-    """Two classes told apart by a colour cast over smooth random texture, as JPEGs of `side` px."""
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", train_per_class), ("validation", val_per_class)):
-        for label, name in enumerate(("cats", "dogs")):
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
-                small[..., label] //= 2
-                Image.fromarray(small).resize((side, side), Image.BICUBIC).save(root / split / name / f"{i}.jpg")
-    return root
-
-
 def val_accuracy(overrides: list[str], run_dir: Path) -> dict:
     cfg, choices = compose_config(["trainer.verbose=0", *overrides])
     metrics = run_job(cfg, run_dir, choices)
@@ -125,7 +114,7 @@ def print_speed(peaks: dict, speed: dict) -> None:
 
 def accuracy_parity(work: Path, seeds: list[int]) -> dict:
     """val_accuracy of two recipes in both precisions over `seeds`, through imgexp's run path."""
-    folder = make_folder(work / "images", 250, 50)
+    folder = make_folder(work / "images", 250, 50, side=300)
     recipes = {
         "digits default (cnn 32x32, 20 epochs)": [],
         "seed_tutorial, 500+100 generated JPEGs, 6 epochs": ["experiment=seed_tutorial", f"dataset.path={folder}",

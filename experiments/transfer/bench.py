@@ -46,14 +46,14 @@ def imgexp(root: Path, *args: str) -> float:
     return time.perf_counter() - started
 
 
-def common(data: Path, feature_cache: str, epochs: int) -> list[str]:
-    return ["model=mobilenetv2", "model.weights=null", "augmentation=none", "dataset=folder", f"dataset.path={data}",
+def common(data: Path, feature_cache: str, epochs: int, model: str = "mobilenetv2") -> list[str]:
+    return [f"model={model}", "model.weights=null", "augmentation=none", "dataset=folder", f"dataset.path={data}",
             "dataset.image_size=[128,128]", f"trainer.epochs={epochs}", "trainer.early_stopping_patience=0",
             "trainer.verbose=0", f"trainer.feature_cache={feature_cache}"]
 
 
 def search(root: Path, data: Path, name: str, feature_cache: str, trials: int, epochs: int,
-           extra: list[str]) -> tuple[float, dict[str, dict]]:
+           model: str) -> tuple[float, dict[str, dict]]:
     """Wall seconds of the whole search command, and each trial's metrics."""
     conf = root / "conf" / "search_space"
     conf.mkdir(parents=True, exist_ok=True)
@@ -61,8 +61,8 @@ def search(root: Path, data: Path, name: str, feature_cache: str, trials: int, e
     out = root / name
     seconds = imgexp(root, "--config-dir", str(root / "conf"), "tuner=random", "search_space=head",
                      f"tuner.max_trials={trials}", "tuner.seed=1", "model.trainable=false",
-                     *common(data, feature_cache, epochs), f"search.dir={out}", f"hydra.run.dir={root / 'hydra' / name}",
-                     *extra)
+                     *common(data, feature_cache, epochs, model), f"search.dir={out}",
+                     f"hydra.run.dir={root / 'hydra' / name}")
     trials_metrics = {t.name: json.loads((t / "metrics.json").read_text())
                       for t in sorted(next(out.iterdir()).glob("trial_*"))}
     return seconds, trials_metrics
@@ -112,7 +112,6 @@ def main() -> None:
     if args.fine_tune:
         fine_tune_run(args)
         return
-    extra = [] if args.model == "mobilenetv2" else [f"model={args.model}"]
     times: dict[str, list[float]] = {"auto": [], "off": []}
     differences: list[float] = []
     auto_trials: list[dict] = []
@@ -122,7 +121,7 @@ def main() -> None:
         for r in range(args.rounds):
             scores = {}
             for mode in (("auto", "off") if r % 2 == 0 else ("off", "auto")):  # interleaved, order alternating
-                seconds, scores[mode] = search(root, data, f"{mode}-{r}", mode, args.trials, args.epochs, extra)
+                seconds, scores[mode] = search(root, data, f"{mode}-{r}", mode, args.trials, args.epochs, args.model)
                 times[mode].append(seconds)
                 print(f"round {r + 1}: feature_cache={mode}: {seconds:.1f} s", flush=True)
             differences += [abs(scores["auto"][t]["val_accuracy"] - scores["off"][t]["val_accuracy"])

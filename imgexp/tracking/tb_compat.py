@@ -13,7 +13,6 @@ from pathlib import Path
 
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
-from tensorboard.plugins.hparams import summary as hp_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 TESTED_VERSION = "2.21.0"  # the newest TensorBoard these were checked against
@@ -37,5 +36,9 @@ def write_summary_event(folder: Path, summary: summary_pb2.Summary) -> None:
 
 def session_end_bytes(success: bool) -> bytes:
     """The serialized summary that ends an HParams session with its status."""
+    # The plugin's summary module imports TensorFlow: only here, where a run has imported it already
+    # (imgexp.tensorflow_runtime, without its C++ start-up lines); a sweep's parent process never needs it.
+    from tensorboard.plugins.hparams import summary as hp_summary
+
     status = api_pb2.STATUS_SUCCESS if success else api_pb2.STATUS_FAILURE
     return hp_summary.session_end_pb(status).SerializeToString()
