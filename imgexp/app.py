@@ -105,7 +105,8 @@ def describe_config_error(err: Exception) -> str:
 PLUGINS = {("launcher", "joblib"): "'imgexp[joblib]' (hydra-joblib-launcher)",
            ("launcher", "submitit_local"): "'imgexp[slurm]' (hydra-submitit-launcher)",
            ("launcher", "submitit_slurm"): "'imgexp[slurm]' (hydra-submitit-launcher)",
-           ("launcher", "ray"): "hydra-ray-launcher", ("sweeper", "optuna"): "hydra-optuna-sweeper"}
+           ("launcher", "ray"): "'imgexp[ray]' (hydra-ray-launcher)",
+           ("sweeper", "optuna"): "'imgexp[optuna]' (hydra-optuna-sweeper)"}
 # Names people bring from Keras and other tools: what imgexp calls them.
 ALIASES = {"learning_rate": "lr", "num_epochs": "epochs", "patience": "early_stopping_patience",
            "img_size": "image_size", "target_size": "image_size", "val_split": "validation_split",

@@ -25,7 +25,7 @@ def test_help_is_imgexps_page(tmp_path):
     (["dataset.image_size=64"], "dataset.image_size=64: give [height,width], e.g. 'dataset.image_size=[64,64]'"),
     (["tuner=hyperband", "search_space=cnn", "pruner=median"], "pruner=median with tuner=hyperband"),
     (["-m", "hydra/launcher=ray", "optimizer.lr=1e-3,1e-4"], "hydra/launcher=ray: not installed; pip install "
-                                                              "hydra-ray-launcher"),
+                                                              "'imgexp[ray]' (hydra-ray-launcher)"),
 ])
 def test_mistakes_teach(tmp_path, args, expected):
     result = run_in_process(*args, cwd=tmp_path)

@@ -207,6 +207,24 @@ def test_a_sweep_through_the_joblib_launcher_prunes(tmp_path):
     assert "pruned" in (statuses[2], statuses[3]), statuses  # lr 0.9 and 0.95, after the good ones ran
 
 
+@pytest.mark.slow
+def test_a_sweep_through_the_ray_launcher_runs_jobs_in_ray_workers_and_prunes(tmp_path):
+    """Hydra's Ray launcher on a local Ray instance of 2 CPUs: each job runs in a Ray worker process, two at
+    a time, and the pruner reads the others' history.csv in the sweep folder as with any launcher."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher",
+                        reason="pip install 'imgexp[ray]' (hydra-ray-launcher and Ray; in an environment of its own)")
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+                     "optimizer.lr=0.003,0.002,0.9,0.95", *TINY, "trainer.epochs=4", "pruner=median",
+                     "pruner.warmup_epochs=1", "pruner.min_trials=1", f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+                     timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(_run_job pid=" in result.stdout + result.stderr, "the jobs ran in Ray's worker processes"
+    statuses = {job: json.loads((sweep / str(job) / "metrics.json").read_text())["status"] for job in range(4)}
+    assert "pruned" in (statuses[2], statuses[3]), statuses  # lr 0.9 and 0.95, after the good ones ran
+    assert "4 jobs in" in result.stdout and "ranked by val_accuracy" in result.stdout
+
+
 def test_another_trials_history_is_read_while_it_is_being_written(tmp_path):
     history = tmp_path / "history.csv"
     history.write_text("epoch,loss,val_accuracy\n0,1.0,0.5\n1,0.9,nan\n2,0.8")  # the last row cut short
