@@ -107,9 +107,11 @@ def test_malformed_command_lines_are_one_clear_line(args, names):
 
 def test_runs_started_in_the_same_second_get_their_own_folders():
     """The default run folder carries microseconds: two runs in the same second never share one."""
-    import hydra.core.utils  # noqa: F401  (registers Hydra's ${now:...} resolver)
     import yaml
+    from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf
+
+    setup_globals()  # Hydra's own resolvers, ${now:...} among them, as a Hydra app registers them at start
 
     conf = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
     pattern = yaml.safe_load(conf.read_text())["hydra"]["run"]["dir"]
