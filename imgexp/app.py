@@ -6,6 +6,7 @@ as one job (job.py). TensorFlow is imported inside the task, so `--help` and
 """
 
 import difflib
+import functools
 import logging
 import os
 import shlex
@@ -30,8 +31,6 @@ register_configs()
 log = logging.getLogger("imgexp")
 # What this process is running, for the one line a Ctrl-C ends in: mode, run or sweep folder.
 started: dict[str, object] = {}
-# What a multirun's jobs in this process reuse (listings, decoded images, features): the sweep owns it.
-sweep_cache: list[RunCache] = []
 
 
 @hydra.main(version_base="1.3", config_path=config_path(), config_name="config")
@@ -55,8 +54,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
                   "(e.g. tuner=random search_space=cnn), or leave search.distributed unset")
     if hydra_cfg.mode == RunMode.MULTIRUN:
         sweep_dir = Path(hydra_cfg.runtime.cwd) / hydra_cfg.sweep.dir  # as given, or relative to where it started
-        sweep_cache[:] = sweep_cache or [RunCache()]
-        return run_sweep_job(cfg, run_dir, choices, sweep_dir, sweep_cache[0])
+        return run_sweep_job(cfg, run_dir, choices, sweep_dir, sweep_cache())
     log.info("run folder: %s", run_dir)
     try:
         metrics = run_job(cfg, run_dir, choices)
@@ -65,6 +63,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
             write_failure(run_dir, str(err))
         exit_with(str(err))
     return metrics["val_accuracy"]
+
+
+@functools.cache
+def sweep_cache() -> RunCache:
+    """What a multirun's jobs in this process reuse (listings, decoded images, features): the sweep owns it."""
+    return RunCache()
 
 
 def describe_config_error(err: Exception) -> str:

@@ -28,20 +28,14 @@ def to_config(cfg: DictConfig) -> Config:
     return config
 
 
-DEFAULTS = "defaults"  # the RunCache kind: the config of a set of group choices with no key set
-
-
 def check_unread(config: Config, choices: dict[str, Any], strict: bool, cache: RunCache | None = None) -> None:
     """A key set but not read by this run: refused (`strict`, one run), or said once in the log (a sweep's
     job or a search's trial, where the key may apply to other jobs). The defaults it compares with are
-    composed once per owner (`cache`) for the same group choices."""
+    composed by Hydra once per owner (`cache`) for the same group choices."""
     from imgexp.compose import compose_config
     from imgexp.config_use import option_overrides, unread_settings
 
-    options = tuple(option_overrides(choices))
-    compose_defaults = lambda: compose_config(options)[0]  # noqa: E731
-    defaults = cache.get(DEFAULTS, options, compose_defaults) if cache is not None else compose_defaults()
-    found = unread_settings(config, defaults)
+    found = unread_settings(config, compose_config(option_overrides(choices), cache)[0])
     if found and strict:
         raise UserError(found[0])
     for sentence in found:

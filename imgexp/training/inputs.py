@@ -113,7 +113,7 @@ def make_datasets(cfg: Config, source: ImageSource, cache: str | None, run_cache
     already in memory need no tf.data cache."""
     dataset_cfg = cfg.dataset
     key = (dataset_key(cfg), repr(cfg.augmentation), dataset_cfg.batch_size, cfg.trainer.seed, cache,
-           dataset_cfg.on_bad_image, dataset_cfg.autotune)
+           dataset_cfg.autotune)  # dataset_key holds the listing (on_bad_image too) and the image size
     return run_cache.get(PIPELINES, key, lambda: new_datasets(cfg, source, cache),
                          size=array_bytes(source) if cache == MEMORY else 0)  # tf.data holds a copy of the arrays
 

@@ -193,8 +193,7 @@ def owned_search(cfg: DictConfig, task_overrides: list[str], choices: dict[str, 
     elif role is not Role.worker:
         repair_oracle_state(search_dir, make_oracle(tuner_cfg, space.hyperparameters()))
     tuner = BudgetedTuner(make_oracle(tuner_cfg, space.hyperparameters()), space, base, search_dir,
-                          tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite=False)
-    tuner.cache = cache
+                          tuner_cfg.executions_per_trial, cfg.trainer.seed, overwrite=False, cache=cache)
     if role is not Role.worker:
         write_json(search_dir / IDENTITY_FILE, identity, search_dir)
         write_search_experiment(search_dir, space, base_cfg, base_choices)

@@ -72,7 +72,7 @@ def run_trial_config(overrides: list[str], run_dir: Path, context: RunContext) -
 
 class RunTuner(BaseTuner):
     def __init__(self, oracle: kt.Oracle, space: SearchSpace, base_overrides: list[str], search_dir: Path,
-                 executions_per_trial: int, seed: int, overwrite: bool):
+                 executions_per_trial: int, seed: int, overwrite: bool, cache: RunCache):
         super().__init__(oracle=oracle, directory=str(search_dir.parent), project_name=search_dir.name,
                          overwrite=overwrite)
         self.space, self.base, self.search_dir = space, base_overrides, search_dir
@@ -82,7 +82,7 @@ class RunTuner(BaseTuner):
         self.overrides_by_trial: dict[str, list[str]] = {}
         self.continue_promoted = True
         self.head_epochs: int | None = None  # two-phase fine-tuning: the head phase's epochs (budget_overrides)
-        self.cache = RunCache()  # what the trials in this process reuse: listings, decoded images, features
+        self.cache = cache  # what the trials in this process reuse: listings, decoded images, features
 
     def trial_overrides(self, trial) -> list[str]:
         """The trial's Hydra overrides (worked out once per trial): the base ones, then its values."""
