@@ -42,11 +42,16 @@ SPLIT_FILE = "split.csv"  # every image: its split, its path (or index) and its 
 TENSORBOARD_DIR = "tb"
 CHECKPOINTS_DIR = "checkpoints"  # best weights so far; removed once model.keras holds them
 BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.weights.h5"
+# While the head trains on stored features (training/features.py) the backbone cannot change, so
+# each epoch keeps the head's weights alone (KB instead of the whole model's MB), and the part
+# before the head is written once per run.
+HEAD_BEST_WEIGHTS = f"{CHECKPOINTS_DIR}/best.head.weights.h5"  # newer than BEST_WEIGHTS when present
+FROZEN_PART_WEIGHTS = f"{CHECKPOINTS_DIR}/frozen_part.weights.h5"  # what the head-only files go with
 HEAD_PHASE_WEIGHTS = f"{CHECKPOINTS_DIR}/head_phase.weights.h5"  # two-phase fine-tuning: the head is done
 HEAD_PHASE_FILE = f"{CHECKPOINTS_DIR}/head_phase.json"  # ... after this many epochs (where phase 2 starts)
 LAST_WEIGHTS = "last.weights.h5"  # a Hyperband trial's weights at its last epoch: where a promoted trial goes on
 LAST_OPTIMIZER = "last.optimizer.npz"  # ... and its optimizer's state (Adam's moments, the step count)
-BACKUP_DIR = "backup"  # backup/<phase>/epoch-<n>.weights.h5: the training state a killed run resumes from
+BACKUP_DIR = "backup"  # backup/<phase>/epoch-<n>[.head].weights.h5: the training state a killed run resumes from
 EVALUATION_DIR = "evaluation"  # python -m imgexp.evaluate: evaluation/<split>/
 EXPORT_DIR = "export"  # python -m imgexp.export
 BEST_CONFIG_FILE = "best.yaml"  # in a search's best/: its choices and values, as data (python -m imgexp.rerun)

@@ -54,6 +54,19 @@ def image_folder(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def standin_mobilenetv2(tmp_path_factory) -> str:
+    """A `model.weights` file with which a frozen MobileNetV2 gives the digits informative features
+    (tests/standin_backbone.py): with `model.weights=null` they are ~1e-13 for every image."""
+    from sklearn.datasets import load_digits
+    from standin_backbone import standin_weights
+
+    digits = np.kron(load_digits().images[:256], np.ones((4, 4)))  # 32 x 32, values 0-16
+    images = np.clip(digits * 16, 0, 255).astype(np.uint8)[..., None].repeat(3, axis=-1)
+    path = tmp_path_factory.mktemp("backbones") / "mobilenetv2.weights.h5"
+    return str(standin_weights("mobilenetv2", images, path))
+
+
 def cli_env() -> dict[str, str]:
     """The environment a user's shell would give the CLI (quiet TensorFlow, Hydra's own error mode)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

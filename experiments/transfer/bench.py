@@ -5,7 +5,9 @@
     python experiments/transfer/bench.py --fine-tune 2 --epochs 5      # one run: head, then 2 epochs fine-tuning
 
 A random search of the head (`optimizer.lr`, `model.dropout`) on a frozen MobileNetV2 at 128 px
-(`model.weights=null`: it runs offline; the features are a random backbone's, which costs the same),
+(offline: a stand-in for pretrained weights, random with the BatchNorm statistics of 256 of the
+photos, tests/standin_backbone.py; with `model.weights=null` a frozen backbone's features are ~0 for
+every image, so every head stays at chance and every pair of twins agrees trivially),
 `augmentation=none`, on 1,000 + 200 generated JPEGs, as `python -m imgexp tuner=random ...` runs it,
 once with `trainer.feature_cache=auto` (the default: features computed once, shared by the trials) and
 once with `off` (the backbone runs on every image in every epoch), the same tuner seed. Reported: the
@@ -30,7 +32,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from bench import cpu, make_folder  # the deploy benchmark's generated photos and CPU line
+from standin_backbone import standin_weights
 
 SPACE = {"optimizer.lr": {"min": 1e-4, "max": 1e-2, "sampling": "log"},
          "model.dropout": {"min": 0.1, "max": 0.5, "sampling": "linear"}}
@@ -46,8 +50,18 @@ def imgexp(root: Path, *args: str) -> float:
     return time.perf_counter() - started
 
 
+def standin(root: Path, data: Path, model: str) -> Path:
+    """A stand-in pretrained backbone for `model`, from 256 of the training photos at 128 px."""
+    import numpy as np
+    from PIL import Image
+
+    paths = sorted((data / "train").rglob("*.jpg"))[::4][:256]
+    images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((128, 128))) for p in paths])
+    return standin_weights(model, images, root / f"{model}.weights.h5")
+
+
 def common(data: Path, feature_cache: str, epochs: int, model: str = "mobilenetv2") -> list[str]:
-    return [f"model={model}", "model.weights=null", "augmentation=none", "dataset=folder", f"dataset.path={data}",
+    return [f"model={model}", f"model.weights={data.parent / f'{model}.weights.h5'}", "augmentation=none", "dataset=folder", f"dataset.path={data}",
             "dataset.image_size=[128,128]", f"trainer.epochs={epochs}", "trainer.early_stopping_patience=0",
             "trainer.verbose=0", f"trainer.feature_cache={feature_cache}"]
 
@@ -82,6 +96,7 @@ def fine_tune_run(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = make_folder(root / "photos", train_per_class=334, val_per_class=67, sides=(120, 200))
+        standin(root, data, "mobilenetv2")
         for r in range(args.rounds):
             for mode in (("auto", "off") if r % 2 == 0 else ("off", "auto")):
                 run_dir = root / f"{mode}-{r}"
@@ -118,6 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = make_folder(root / "photos", train_per_class=334, val_per_class=67, sides=(120, 200))
+        standin(root, data, args.model)
         for r in range(args.rounds):
             scores = {}
             for mode in (("auto", "off") if r % 2 == 0 else ("off", "auto")):  # interleaved, order alternating
@@ -136,6 +152,9 @@ def main() -> None:
         print(f"| {mode} | {median:.1f} s | {', '.join(f'{t:.1f}' for t in times[mode])} | {median / off:.3f} |")
     print(f"speed-up {off / auto:.1f}x; largest |val_accuracy difference| between twin trials: {max(differences):.2e} "
           f"over {len(differences)} pairs")
+    accuracies = sorted(t["val_accuracy"] for t in auto_trials)
+    print(f"val_accuracy of the trials: {accuracies[0]:.4f} to {accuracies[-1]:.4f} (median "
+          f"{statistics.median(accuracies):.4f}; chance is 1/3)")
     print("\nwhere a trial's time goes with stored features (median seconds per phase):")
     print(" | ".join(f"{name} {seconds:.2f}" for name, seconds in phase_medians(auto_trials).items()))
 

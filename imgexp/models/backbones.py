@@ -17,6 +17,7 @@ from imgexp.keras_compat import is_download_failure
 from imgexp.models.head import choose_head, weight_penalty
 
 BACKBONE_LAYER = "backbone"
+HEAD_LAYERS = 2  # build(): Dropout, then the Dense head
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,24 @@ def build(
     model = keras.Model(inputs, outputs, name=name)
     set_backbone_trainable(model, trainable, fine_tune_at)
     return model
+
+
+def split_at_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """(frozen part: images -> pooled features, head: features -> probabilities), both sharing
+    `model`'s layers; None for a model that is not a backbone with imgexp's head (the CNN)."""
+    try:
+        backbone = model.get_layer(BACKBONE_LAYER)
+    except ValueError:
+        return None
+    after = model.layers[model.layers.index(backbone) + 1:]
+    if len(after) != HEAD_LAYERS or after[-1].output is not model.output:
+        return None
+    frozen = keras.Model(model.input, after[0].input, name="frozen_part")
+    features = keras.Input(frozen.output.shape[1:], name="features")
+    x = features
+    for layer in after:
+        x = layer(x)
+    return frozen, keras.Model(features, x, name="head")
 
 
 def builder(name: str) -> Callable[..., keras.Model]:

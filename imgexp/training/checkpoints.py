@@ -14,6 +14,12 @@ Every file goes through imgexp.safe_write (temporary file, fsync, rename), so a
 reader never meets half a file; a backup that still does not read (a disk
 error, a copy cut short) is skipped with one log line and the one before it
 is used.
+
+While the head trains on stored features the model before it is frozen, so the
+best and backup files hold the head alone (`.head.` in their names: a few KB
+where the whole model's weights take MB, written 1-2 times an epoch), and the
+frozen part is written once per run beside them (FROZEN_PART_WEIGHTS): a
+resumed run takes its frozen weights from that file, not from rebuilding it.
 """
 
 import logging
@@ -25,11 +31,13 @@ from pathlib import Path
 import keras
 
 from imgexp import safe_write
-from imgexp.run_folder import HISTORY_FILE, MAXIMIZE, best_row, read_history
+from imgexp.models.backbones import split_at_backbone
+from imgexp.run_folder import (BEST_WEIGHTS, FROZEN_PART_WEIGHTS, HEAD_BEST_WEIGHTS, HISTORY_FILE, MAXIMIZE, best_row,
+                               read_history)
 
 log = logging.getLogger(__name__)
 
-BACKUP_NAME = re.compile(r"^epoch-(\d+)\.weights\.h5$")
+BACKUP_NAME = re.compile(r"^epoch-(\d+)(\.head)?\.weights\.h5$")
 BACKUPS_KEPT = 2  # the newest, and the one before it in case the newest cannot be read
 
 
@@ -75,11 +83,11 @@ def load_model_weights(model: keras.Model, path: Path) -> None:
 
 class BestWeights(keras.callbacks.Callback):
     """The best epoch's weights by `monitor`, judged against every earlier epoch of the run
-    (also those trained before a resume: history.csv holds them)."""
+    (also those trained before a resume: history.csv holds them), written to `path`."""
 
-    def __init__(self, run_dir: Path, path: Path, monitor: str, whole: keras.Model | None = None):
+    def __init__(self, run_dir: Path, path: Path, monitor: str):
         super().__init__()
-        self.run_dir, self.path, self.monitor, self.whole = run_dir, path, monitor, whole
+        self.run_dir, self.path, self.monitor = run_dir, path, monitor
         self.maximize = MAXIMIZE[monitor]
         best = best_row(read_history(run_dir / HISTORY_FILE), monitor)
         self.best = best[monitor] if best else None
@@ -91,24 +99,64 @@ class BestWeights(keras.callbacks.Callback):
         value = float(value)
         if self.best is None or (value > self.best if self.maximize else value < self.best):
             self.best = value
-            save_weights(self.whole or self.model, self.path, self.run_dir)
+            save_weights(self.model, self.path, self.run_dir)
 
 
 class EpochBackup(keras.callbacks.Callback):
     """`folder/epoch-<n>.weights.h5` after each epoch: the model's weights and its optimizer's state
-    (Keras keeps both in one .weights.h5) after n epochs of this phase's numbering.
+    (Keras keeps both in one .weights.h5) after n epochs of this phase's numbering;
+    `epoch-<n>.head.weights.h5` when the model being fit is the head alone."""
 
-    `whole` (here and in BestWeights): the model whose weights are saved when the one being fit is
-    its head alone (training/features.py); both share the head's layers and the optimizer."""
-
-    def __init__(self, run_dir: Path, folder: Path, whole: keras.Model | None = None):
+    def __init__(self, run_dir: Path, folder: Path, head_only: bool = False):
         super().__init__()
-        self.run_dir, self.folder, self.whole = run_dir, folder, whole
+        self.run_dir, self.folder, self.kind = run_dir, folder, ".head" if head_only else ""
 
     def on_epoch_end(self, epoch, logs=None):
-        save_weights(self.whole or self.model, self.folder / f"epoch-{epoch + 1:04d}.weights.h5", self.run_dir)
+        save_weights(self.model, self.folder / f"epoch-{epoch + 1:04d}{self.kind}.weights.h5", self.run_dir)
         for old in backups(self.folder)[BACKUPS_KEPT:]:
             old.unlink(missing_ok=True)
+
+
+def head_of(model: keras.Model, optimizer: bool = False) -> keras.Model:
+    """The head of a backbone model (sharing its layers); compiled with `model`'s optimizer when
+    `optimizer`, so that a head-only file's optimizer state goes into it."""
+    head = split_at_backbone(model)[1]
+    if optimizer and model.optimizer is not None:
+        head.compile(optimizer=model.optimizer, loss=model.loss)
+    return head
+
+
+def save_frozen_part(model: keras.Model, run_dir: Path) -> None:
+    """The weights of everything before the head, which the head-only files go with."""
+    save_weights(split_at_backbone(model)[0], run_dir / FROZEN_PART_WEIGHTS, run_dir)
+
+
+def load_head_file(model: keras.Model, path: Path, run_dir: Path, optimizer: bool = False) -> None:
+    """A head-only file into `model`, after the frozen part's weights it was trained with."""
+    split_at_backbone(model)[0].load_weights(run_dir / FROZEN_PART_WEIGHTS)
+    load_model_weights(head_of(model, optimizer), path)
+
+
+def load_best(model: keras.Model, run_dir: Path) -> None:
+    """The best epoch's weights into `model`: the head's of a phase on stored features, or the whole model's."""
+    if (run_dir / HEAD_BEST_WEIGHTS).exists():
+        load_head_file(model, run_dir / HEAD_BEST_WEIGHTS, run_dir)
+    else:
+        load_model_weights(model, run_dir / BEST_WEIGHTS)
+
+
+def settle_head_best(model: keras.Model, run_dir: Path) -> None:
+    """After a head phase on stored features: its best as whole-model weights in BEST_WEIGHTS, which the
+    fine-tuning phase compares with and replaces. The model keeps its own weights and optimizer."""
+    path = run_dir / HEAD_BEST_WEIGHTS
+    if not path.exists():
+        return
+    head = head_of(model)
+    current = head.get_weights()
+    load_model_weights(head, path)  # uncompiled: the optimizer's state is not touched
+    save_weights(model, run_dir / BEST_WEIGHTS, run_dir)
+    head.set_weights(current)
+    path.unlink()  # after the whole file is written: a kill between leaves two files with the same best
 
 
 def backups(folder: Path) -> list[Path]:
@@ -119,17 +167,21 @@ def backups(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(BACKUP_NAME.match(p.name).group(1)), reverse=True)
 
 
-def restore_backup(model: keras.Model, folder: Path) -> int | None:
+def restore_backup(model: keras.Model, folder: Path, run_dir: Path) -> int | None:
     """Load the newest backup that reads back into the compiled `model`; the epochs it had done, or None."""
     for path in backups(folder):
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)  # so its state has somewhere to go
+        found = BACKUP_NAME.match(path.name)
         try:
-            model.load_weights(path)
+            if found.group(2):
+                load_head_file(model, path, run_dir, optimizer=True)
+            else:
+                model.load_weights(path)
         except Exception as err:  # h5py's OSError, or Keras' ValueError for a file of another shape
             log.warning("%s cannot be read (%s); trying an earlier backup", path, str(err).splitlines()[0])
             continue
-        return int(BACKUP_NAME.match(path.name).group(1))
+        return int(found.group(1))
     return None
 
 

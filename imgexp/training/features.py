@@ -24,12 +24,11 @@ from imgexp.data.cache_choice import available_memory_bytes
 from imgexp.data.pipeline import EpochCounter, PREFETCH_BATCHES, shuffled_values
 from imgexp.data.run_cache import RunCache
 from imgexp.data.source import ImageSource, Split
-from imgexp.models.backbones import BACKBONE_LAYER
+from imgexp.models.backbones import split_at_backbone
 
 log = logging.getLogger(__name__)
 
 FEATURES_DIR = "features"  # in a search folder: features/<key>/{train,validation}.npy
-HEAD_LAYERS = 2  # models/backbones.build: Dropout, then the Dense head
 FEATURES = "features"  # the RunCache kind; cache.passes["features"] counts the frozen part's passes over a split
 
 
@@ -42,24 +41,6 @@ class HeadTraining:
     train: tf.data.Dataset
     validation: tf.data.Dataset
     epochs: EpochCounter
-
-
-def split_at_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
-    """(frozen part: images -> pooled features, head: features -> probabilities), both sharing
-    `model`'s layers; None for a model that is not a backbone with imgexp's head (the CNN)."""
-    try:
-        backbone = model.get_layer(BACKBONE_LAYER)
-    except ValueError:
-        return None
-    after = model.layers[model.layers.index(backbone) + 1:]
-    if len(after) != HEAD_LAYERS or after[-1].output is not model.output:
-        return None
-    frozen = keras.Model(model.input, after[0].input, name="frozen_part")
-    features = keras.Input(frozen.output.shape[1:], name="features")
-    x = features
-    for layer in after:
-        x = layer(x)
-    return frozen, keras.Model(features, x, name="head")
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -86,8 +67,11 @@ def compute(frozen: keras.Model, split: Split, image_size: tuple[int, int], batc
     from imgexp.data.pipeline import make_dataset
 
     ds = make_dataset(split, image_size, batch_size, training=False)
-    return np.concatenate([np.asarray(keras.ops.convert_to_numpy(frozen(x, training=False)), np.float32)
-                           for x, _ in ds])
+    # As a graph, the way model.fit runs the frozen part when it trains on images: eager kernels
+    # round differently (up to 3e-5 in float32 for a MobileNetV2), and Adam turns such differences
+    # in its smallest gradients into steps of the learning rate's size.
+    forward = tf.function(lambda x: frozen(x, training=False))
+    return np.concatenate([np.asarray(forward(x), np.float32) for x, _ in ds])
 
 
 def read_stored(folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -129,7 +113,12 @@ def head_datasets(features: tuple[np.ndarray, np.ndarray], source: ImageSource, 
     train_features, validation_features = features
     counter = EpochCounter()
     train = shuffled_values(train_features, source.train.labels, seed, counter)
-    train = train.batch(batch_size).map(lambda x, y, s: (x, y)).prefetch(PREFETCH_BATCHES)
+    train = train.batch(batch_size).map(lambda x, y, s: (x, y))
+    # The epoch's length, as the image pipeline tells it: with an unknown length, Keras' last step of
+    # each epoch meets the end of the data and still counts an optimizer iteration, which moves
+    # Adam's bias correction and makes every later step differ from the run on images.
+    train = train.apply(tf.data.experimental.assert_cardinality(-(-len(train_features) // batch_size)))
+    train = train.prefetch(PREFETCH_BATCHES)
     validation = tf.data.Dataset.from_tensor_slices((validation_features, source.validation.labels))
     return train, validation.batch(batch_size).prefetch(PREFETCH_BATCHES), counter
 

@@ -19,10 +19,11 @@ import keras
 from imgexp.config import Config
 from imgexp.models.backbones import set_backbone_trainable
 from imgexp.models.head import Head
-from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_PHASE_WEIGHTS, HISTORY_FILE,
-                               TENSORBOARD_DIR, best_row, read_history, read_json, write_json)
+from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_PHASE_WEIGHTS,
+                               HISTORY_FILE, TENSORBOARD_DIR, best_row, read_history, read_json, write_json)
 from imgexp.training.checkpoints import (BestWeights, EpochBackup, HistoryEarlyStopping, HistoryLog,
-                                         keep_history_before, load_model_weights, restore_backup, save_weights)
+                                         keep_history_before, load_model_weights, restore_backup, save_frozen_part,
+                                         save_weights, settle_head_best)
 from imgexp.training.continuation import restore_optimizer
 from imgexp.training.features import HeadTraining
 from imgexp.training.inputs import Inputs
@@ -54,15 +55,17 @@ class EpochStats(keras.callbacks.Callback):
 
 def callbacks(cfg: Config, run_dir: Path, phase: str, whole: keras.Model | None = None) -> list[keras.callbacks.Callback]:
     """In the order each epoch's records are made: its row, then the best weights, then the backup
-    (the commit point: a resume starts after the newest backup). `whole`: the model whose weights
-    are kept when its head alone is fit on stored features."""
+    (the commit point: a resume starts after the newest backup). `whole`: the model the head being
+    fit on stored features belongs to (its Dropout seeds are numbered in it); the best and backup
+    files then hold the head alone (training/checkpoints.py)."""
     monitor = cfg.trainer.monitor.value
+    head_only = whole is not None
     found = [
         EpochStats(),  # first, so the callbacks after it log what it adds
         EpochDraws(cfg.trainer.seed, whole),
         HistoryLog(run_dir),
-        BestWeights(run_dir, run_dir / BEST_WEIGHTS, monitor, whole),
-        EpochBackup(run_dir, run_dir / BACKUP_DIR / phase, whole),
+        BestWeights(run_dir, run_dir / (HEAD_BEST_WEIGHTS if head_only else BEST_WEIGHTS), monitor),
+        EpochBackup(run_dir, run_dir / BACKUP_DIR / phase, head_only),
         keras.callbacks.TensorBoard(str(run_dir / TENSORBOARD_DIR), write_graph=False, profile_batch=0),
         keras.callbacks.TerminateOnNaN(),
     ]
@@ -88,7 +91,7 @@ class TrainingPlan:
     `class_weight` (trainer.class_weight), `callbacks` that may stop it early (the pruner), the
     `initial_epoch` and `optimizer_state` a continued Hyperband trial takes from its parent, and
     `head_on_features`, which gives the head's training on stored features for a phase whose backbone
-    is frozen (or None: images). The next thing a run's training needs is a field here."""
+    is frozen (or None: images), called once the phase's backup is restored. The next thing a run's training needs is a field here."""
 
     steps: int
     class_weight: dict[int, float] | None = None
@@ -102,21 +105,24 @@ class TrainingPlan:
 
 
 def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, first_epoch: int, epochs: int,
-              plan: TrainingPlan, on_features: HeadTraining | None = None) -> float:
+              plan: TrainingPlan, try_features: bool = False) -> float:
     """Fit epochs first_epoch..epochs-1 of a phase, from its newest backup if it has one; seconds in model.fit.
 
-    With `on_features`, the head alone is fit on stored features (the backbone is frozen); what is
-    restored and saved is still the whole model."""
-    restored = restore_backup(model, run_dir / BACKUP_DIR / phase)
+    With `try_features` and a frozen backbone whose features can be stored (plan.features()), the
+    head alone is fit on them, and its epochs keep the head's weights alone."""
+    restored = restore_backup(model, run_dir / BACKUP_DIR / phase, run_dir)
     start = first_epoch if restored is None else restored
     keep_history_before(run_dir, start)  # what was recorded after the backup is trained again
     if start >= epochs or (restored is not None and stopped_before(read_history(run_dir / HISTORY_FILE), cfg)):
         return 0.0
+    # After the restore: the features are those of the frozen weights the run's files go with.
+    on_features = plan.features() if try_features else None
     fitted, data, whole = model, inputs, None
     if on_features is not None:
         fitted, data, whole = on_features.head, on_features, model
         fitted.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],  # one optimizer for both
                        jit_compile=cfg.trainer.jit_compile)
+        save_frozen_part(model, run_dir)  # once, before the first head-only file (again on a resume: the same)
     data.epochs.set(start)
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -142,7 +148,7 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
         compile_model(model, cfg, head, steps, tr.epochs)
         if optimizer_state is not None:
             restore_optimizer(model, optimizer_state)
-        return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, plan, plan.features())
+        return fit_phase(model, cfg, inputs, run_dir, "train", initial_epoch, tr.epochs, plan, try_features=True)
 
     # Phase 1: the new head on a frozen backbone. Its end is marked on disk, so a
     # resumed run does not train the head again. A continued Hyperband trial goes on in the
@@ -158,8 +164,10 @@ def train(model: keras.Model, cfg: Config, head: Head, inputs: Inputs, run_dir: 
         if initial_epoch < tr.epochs:  # not continued, or the parent stopped in the head phase
             if optimizer_state is not None and initial_epoch > 0:
                 restore_optimizer(model, optimizer_state)
-            seconds += fit_phase(model, cfg, inputs, run_dir, "head", initial_epoch, tr.epochs, plan, plan.features())
+            seconds += fit_phase(model, cfg, inputs, run_dir, "head", initial_epoch, tr.epochs, plan,
+                                 try_features=True)
             head_epochs = len(read_history(run_dir / HISTORY_FILE))  # fewer when it stopped early
+            settle_head_best(model, run_dir)  # the fine-tuning phase compares with it as a whole model
         write_json(run_dir / HEAD_PHASE_FILE, {"epochs": head_epochs}, run_dir)
         save_weights(model, head_done, run_dir)  # after the epoch count: together they mark the phase done
     if pruned_decision(run_dir):
