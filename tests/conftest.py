@@ -139,6 +139,12 @@ def search_args(tmp_path: Path, space: dict, *extra: str, tuner: str = "grid") -
             f"search.dir={tmp_path / 'search'}", *TINY, "trainer.epochs=1", *extra]
 
 
+def unwrapped(text: str) -> str:
+    """`text` on one line, single-spaced: rich wraps a table's title at the console's width, which
+    depends on where the tests run (a long temporary folder under pytest-xdist)."""
+    return " ".join(text.split())
+
+
 def wait_for(condition, timeout: float, every: float = 0.1, process: subprocess.Popen | None = None):
     """Poll `condition()` every `every` seconds until it returns something true (returned); None once
     `timeout` seconds pass or `process` has exited (checked one last time then)."""

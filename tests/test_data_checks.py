@@ -31,10 +31,15 @@ def run(tmp_path, name, *overrides):
     return run_in_process(*TINY, "trainer.epochs=1", f"hydra.run.dir={tmp_path / name}", *overrides, cwd=tmp_path)
 
 
-def test_duplicates_across_splits_are_named_by_default(leaky_folder, tmp_path):
-    result = run(tmp_path, "run", "dataset=folder", f"dataset.path={leaky_folder}", "dataset.image_size=[16,16]")
+def log_of_run(tmp_path, name, *overrides) -> str:
+    """What a run that must succeed printed."""
+    result = run(tmp_path, name, *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def test_duplicates_across_splits_are_named_by_default(leaky_folder, tmp_path):
+    log = log_of_run(tmp_path, "run", "dataset=folder", f"dataset.path={leaky_folder}", "dataset.image_size=[16,16]")
     assert "2 validation and 1 test image(s) also appear in an earlier split" in log, log
     assert "validation:validation/a/copy-of-train-003.jpg = train:train/a/003.jpg" in log
     assert "test:test/b/copy-of-validation-001.jpg = validation:validation/b/001.jpg" in log
@@ -71,9 +76,7 @@ def test_class_counts_are_logged_and_a_small_class_is_warned_about(tmp_path):
     root = tmp_path / "data"
     write_class_folders(root / "train", ["big", "other"], per_class=30, seed=1)
     write_class_folders(root / "train", ["tiny"], per_class=2, seed=2)
-    result = run(tmp_path, "run", "dataset=folder", f"dataset.path={root}", "dataset.validation_split=0.2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
+    log = log_of_run(tmp_path, "run", "dataset=folder", f"dataset.path={root}", "dataset.validation_split=0.2")
     assert "train: 49 images; per class: big 24, other 24, tiny 1" in log, log
     assert "smaller than 10% of the largest (big, 24 images): tiny 1" in log
     assert "trainer.class_weight=balanced" in log

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import TINY, cli_env, epoch_rows, error_lines, run_cli, run_in_process, search_args, trial_dirs
+from conftest import TINY, cli_env, epoch_rows, error_lines, run_cli, run_in_process, search_args, trial_dirs, unwrapped
 from imgexp.compose import compose_config
 from imgexp.config import PrunerConfig, PrunerName
 from imgexp.training.pruning import make_pruner
@@ -222,7 +222,7 @@ def test_a_sweep_through_the_ray_launcher_runs_jobs_in_ray_workers_and_prunes(tm
     assert "(_run_job pid=" in result.stdout + result.stderr, "the jobs ran in Ray's worker processes"
     statuses = {job: json.loads((sweep / str(job) / "metrics.json").read_text())["status"] for job in range(4)}
     assert "pruned" in (statuses[2], statuses[3]), statuses  # lr 0.9 and 0.95, after the good ones ran
-    assert "4 jobs in" in result.stdout and "ranked by val_accuracy" in result.stdout
+    assert "4 jobs in" in unwrapped(result.stdout) and "ranked by val_accuracy" in unwrapped(result.stdout)
 
 
 def test_another_trials_history_is_read_while_it_is_being_written(tmp_path):

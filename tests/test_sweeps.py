@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import TINY, run_cli, run_in_process
+from conftest import TINY, run_cli, run_in_process, unwrapped
 from tbread import SESSION_GROUPS, TensorBoardServer, hparams_session, scalars
 from tensorboard.plugins.hparams import api_pb2
 
@@ -25,7 +25,7 @@ def test_multirun_runs_four_normal_jobs(sweep_2x2):
     assert len(jobs) == 4
     for job in jobs:
         assert (job / "model.keras").is_file() and (job / "metrics.json").is_file()
-    assert "4 jobs in" in result.stdout and "ranked by val_accuracy" in result.stdout
+    assert "4 jobs in" in unwrapped(result.stdout) and "ranked by val_accuracy" in unwrapped(result.stdout)
 
 
 def test_multirun_jobs_are_hparams_sessions_named_by_config_keys(sweep_2x2):
