@@ -130,21 +130,29 @@ def two_phase(run_dir, *overrides, **kwargs):
     return run_job(cfg, run_dir, choices, RunContext(**kwargs))
 
 
+@pytest.fixture(scope="module")
+def two_phase_in_one_go(tmp_path_factory):
+    """Budget 4 trained in one go: 2 head epochs, then 2 of fine-tuning."""
+    run_dir = tmp_path_factory.mktemp("two_phase_one_go")
+    two_phase(run_dir, "trainer.epochs=2", "trainer.fine_tune_epochs=2")
+    return comparable(run_dir)
+
+
 @pytest.mark.parametrize("parent_overrides, initial_epoch", [
     (["trainer.epochs=1", "trainer.fine_tune_epochs=0", "model.trainable=false"], 1),  # Hyperband's budget 1 of 2+2
     (["trainer.epochs=2", "trainer.fine_tune_epochs=1"], 3),  # budget 3: the head phase, then one epoch fine-tuning
 ], ids=["parent_stopped_in_the_head_phase", "parent_stopped_fine_tuning"])
-def test_a_continued_two_phase_trial_goes_on_where_its_parent_stopped(tmp_path, parent_overrides, initial_epoch):
+def test_a_continued_two_phase_trial_goes_on_where_its_parent_stopped(tmp_path, parent_overrides, initial_epoch,
+                                                                      two_phase_in_one_go):
     """Budget 4 = 2 head epochs + 2 fine-tuning (tuning/tuner.py budget_overrides), continued from a parent
     with budget 1 or 3: the same epochs, weights and optimizer states as the trial trained in one go."""
-    two_phase(tmp_path / "one_go", "trainer.epochs=2", "trainer.fine_tune_epochs=2")
     parent, child = tmp_path / "trial_0000", tmp_path / "trial_0001"
     two_phase(parent, *parent_overrides, keep_last_weights=True)
     metrics = two_phase(child, "trainer.epochs=2", "trainer.fine_tune_epochs=2",
                         continuation=Continuation(parent, "0000", initial_epoch))
     assert metrics["epochs_trained"] == 4 - initial_epoch
     assert [r["epoch"] for r in read_history(child / "history.csv")] == [0, 1, 2, 3]
-    assert comparable(child) == comparable(tmp_path / "one_go")
+    assert comparable(child) == two_phase_in_one_go
 
 
 def test_hyperband_budgets_divide_between_the_two_phases():
@@ -209,15 +217,24 @@ def test_a_head_trained_on_stored_features_resumes_from_its_head_only_backup(tmp
     assert comparable(run_dir) == comparable(one_go)
 
 
+def on_features_two_phase(standin_mobilenetv2) -> list[str]:
+    return ["trainer.epochs=2", "trainer.fine_tune_epochs=2", f"model.weights={standin_mobilenetv2}"]
+
+
+@pytest.fixture(scope="module")
+def on_features_in_one_go(tmp_path_factory, standin_mobilenetv2):
+    """Two head epochs on stored features, then two of fine-tuning, in one go; it reports its best epoch."""
+    run_dir = tmp_path_factory.mktemp("on_features_one_go")
+    train(run_dir, *on_features_two_phase(standin_mobilenetv2), base=ON_FEATURES)
+    assert_reports_its_best_epoch(run_dir, loss=False)
+    return comparable(run_dir)
+
+
 @pytest.mark.parametrize("after", [1, 3], ids=["in_the_head_phase", "fine_tuning"])
 def test_a_two_phase_run_on_stored_features_resumes_in_either_phase(tmp_path, monkeypatch, after,
-                                                                    standin_mobilenetv2):
+                                                                    standin_mobilenetv2, on_features_in_one_go):
     """The head phase's best (head-only) is made whole for the fine-tuning phase to compare with."""
-    two = ["trainer.epochs=2", "trainer.fine_tune_epochs=2", f"model.weights={standin_mobilenetv2}"]
-    one_go = tmp_path / "one_go"
-    train(one_go, *two, base=ON_FEATURES)
-    assert_reports_its_best_epoch(one_go, loss=False)
-    run_dir = tmp_path / "resumed"
-    train(run_dir, *two, base=ON_FEATURES, interrupt_after=after, monkeypatch=monkeypatch)
-    train(run_dir, *two, base=ON_FEATURES)
-    assert comparable(run_dir) == comparable(one_go)
+    two = on_features_two_phase(standin_mobilenetv2)
+    train(tmp_path, *two, base=ON_FEATURES, interrupt_after=after, monkeypatch=monkeypatch)
+    train(tmp_path, *two, base=ON_FEATURES)
+    assert comparable(tmp_path) == on_features_in_one_go
