@@ -173,13 +173,14 @@ ON_FEATURES = [*TWO_PHASE, "model.trainable=false", "trainer.epochs=3"]
 
 def perturbed_backbones(monkeypatch):
     """Models whose backbone is built with other weights: a resume must take the frozen part from its file."""
+    from imgexp.models.backbones import BACKBONE_LAYER
     from imgexp.training import run
 
     build = run.build_model
 
     def other_backbone(*args, **kwargs):
         model = build(*args, **kwargs)
-        backbone = model.get_layer("backbone")
+        backbone = model.get_layer(BACKBONE_LAYER)
         backbone.set_weights([w * 1.01 for w in backbone.get_weights()])
         return model
 

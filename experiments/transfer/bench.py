@@ -50,20 +50,25 @@ def imgexp(root: Path, *args: str) -> float:
     return time.perf_counter() - started
 
 
-def standin(root: Path, data: Path, model: str) -> Path:
+def weights_file(data: Path, model: str) -> Path:
+    """Where the stand-in weights for `model` go, beside the photos."""
+    return data.parent / f"{model}.weights.h5"
+
+
+def standin(data: Path, model: str) -> Path:
     """A stand-in pretrained backbone for `model`, from 256 of the training photos at 128 px."""
     import numpy as np
     from PIL import Image
 
     paths = sorted((data / "train").rglob("*.jpg"))[::4][:256]
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((128, 128))) for p in paths])
-    return standin_weights(model, images, root / f"{model}.weights.h5")
+    return standin_weights(model, images, weights_file(data, model))
 
 
 def common(data: Path, feature_cache: str, epochs: int, model: str = "mobilenetv2") -> list[str]:
-    return [f"model={model}", f"model.weights={data.parent / f'{model}.weights.h5'}", "augmentation=none", "dataset=folder", f"dataset.path={data}",
-            "dataset.image_size=[128,128]", f"trainer.epochs={epochs}", "trainer.early_stopping_patience=0",
-            "trainer.verbose=0", f"trainer.feature_cache={feature_cache}"]
+    return [f"model={model}", f"model.weights={weights_file(data, model)}", "augmentation=none", "dataset=folder",
+            f"dataset.path={data}", "dataset.image_size=[128,128]", f"trainer.epochs={epochs}",
+            "trainer.early_stopping_patience=0", "trainer.verbose=0", f"trainer.feature_cache={feature_cache}"]
 
 
 def search(root: Path, data: Path, name: str, feature_cache: str, trials: int, epochs: int,
@@ -96,7 +101,7 @@ def fine_tune_run(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = make_folder(root / "photos", train_per_class=334, val_per_class=67, sides=(120, 200))
-        standin(root, data, "mobilenetv2")
+        standin(data, "mobilenetv2")
         for r in range(args.rounds):
             for mode in (("auto", "off") if r % 2 == 0 else ("off", "auto")):
                 run_dir = root / f"{mode}-{r}"
@@ -133,7 +138,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         data = make_folder(root / "photos", train_per_class=334, val_per_class=67, sides=(120, 200))
-        standin(root, data, args.model)
+        standin(data, args.model)
         for r in range(args.rounds):
             scores = {}
             for mode in (("auto", "off") if r % 2 == 0 else ("off", "auto")):  # interleaved, order alternating

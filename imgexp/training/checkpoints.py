@@ -137,12 +137,20 @@ def load_head_file(model: keras.Model, path: Path, run_dir: Path, optimizer: boo
     load_model_weights(head_of(model, optimizer), path)
 
 
+def best_weights_file(run_dir: Path) -> Path:
+    """The file that holds the best epoch's weights: the head's of a phase on stored features when
+    present (it is newer), else the whole model's (which may not exist yet)."""
+    head_best = run_dir / HEAD_BEST_WEIGHTS
+    return head_best if head_best.exists() else run_dir / BEST_WEIGHTS
+
+
 def load_best(model: keras.Model, run_dir: Path) -> None:
-    """The best epoch's weights into `model`: the head's of a phase on stored features, or the whole model's."""
-    if (run_dir / HEAD_BEST_WEIGHTS).exists():
-        load_head_file(model, run_dir / HEAD_BEST_WEIGHTS, run_dir)
+    """The best epoch's weights into `model` (best_weights_file)."""
+    path = best_weights_file(run_dir)
+    if path == run_dir / HEAD_BEST_WEIGHTS:
+        load_head_file(model, path, run_dir)
     else:
-        load_model_weights(model, run_dir / BEST_WEIGHTS)
+        load_model_weights(model, path)
 
 
 def settle_head_best(model: keras.Model, run_dir: Path) -> None:

@@ -91,7 +91,8 @@ class TrainingPlan:
     `class_weight` (trainer.class_weight), `callbacks` that may stop it early (the pruner), the
     `initial_epoch` and `optimizer_state` a continued Hyperband trial takes from its parent, and
     `head_on_features`, which gives the head's training on stored features for a phase whose backbone
-    is frozen (or None: images), called once the phase's backup is restored. The next thing a run's training needs is a field here."""
+    is frozen (or None: images), called once the phase's backup is restored. The next thing a run's
+    training needs is a field here."""
 
     steps: int
     class_weight: dict[int, float] | None = None

@@ -32,15 +32,15 @@ from imgexp.models.serving import with_raw_image_input
 from imgexp import safe_write
 from imgexp.folder_lock import FolderLock
 from imgexp.run_context import RunContext
-from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, CHECKPOINTS_DIR, HEAD_BEST_WEIGHTS, CONFUSION_FILE, CONFUSION_PLOT, FAILED_FILE,
-                               HISTORY_FILE, LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, PROVENANCE_FILE,
-                               REPORT_FILE, TENSORBOARD_DIR, best_row, is_finished, read_history, read_json, write_json)
+from imgexp.run_folder import (BACKUP_DIR, CHECKPOINTS_DIR, CONFUSION_FILE, CONFUSION_PLOT, FAILED_FILE, HISTORY_FILE,
+                               LABELS_FILE, METRICS_FILE, MODEL_FILE, PRUNED_FILE, PROVENANCE_FILE, REPORT_FILE,
+                               TENSORBOARD_DIR, best_row, is_finished, read_history, read_json, write_json)
 from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
 from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
-from imgexp.training.checkpoints import load_best
+from imgexp.training.checkpoints import best_weights_file, load_best
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
 from imgexp.training.evaluation import balanced_accuracy, predict_split
@@ -140,7 +140,7 @@ def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
     """A resumed run whose best checkpoint does not read back (a disk error, a copy cut short) cannot
     pick its best epoch: its training state is dropped, with one log line, and it trains again from
     the start (the same epochs, from the same seed) instead of failing at the end."""
-    path = run_dir / (HEAD_BEST_WEIGHTS if (run_dir / HEAD_BEST_WEIGHTS).exists() else BEST_WEIGHTS)
+    path = best_weights_file(run_dir)
     if not path.exists():
         return False
     initial = model.get_weights()
@@ -288,7 +288,7 @@ def evaluate_best(model: keras.Model, cfg: Config, head: Head, source: ImageSour
         raise UserError(f"training diverged (the loss became NaN by epoch {len(history)}); lower optimizer.lr")
     if any(math.isnan(r.get("loss", 0.0)) for r in history):
         log.warning("the loss became NaN and training stopped; keeping the best epoch before it")
-    if not any((run_dir / name).exists() for name in (BEST_WEIGHTS, HEAD_BEST_WEIGHTS)):
+    if not best_weights_file(run_dir).exists():
         raise UserError(f"{run_dir}: no best checkpoint beside its history.csv; choose another hydra.run.dir")
     load_best(model, run_dir)
 
