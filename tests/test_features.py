@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from conftest import run_in_process, search_args, trial_dirs
 from imgexp.compose import compose_config
 from imgexp.job import run_job
+from imgexp.models.identity import weights_key
 from imgexp.run_context import RunContext
 from imgexp.run_folder import write_config
 from imgexp.training import features
@@ -93,12 +94,12 @@ def test_stored_features_on_disk_are_reused_and_a_damaged_file_is_computed_again
 
 def test_features_of_other_weights_or_data_are_never_reused(tmp_path, passes):
     model = keras.applications.MobileNetV2(weights=None, include_top=False, input_shape=(32, 32, 3), pooling="avg")
-    key = features.feature_key(model, (32, 32), "digits")
-    assert features.feature_key(model, (32, 32), "digits") == key
-    assert features.feature_key(model, (16, 16), "digits") != key
-    assert features.feature_key(model, (32, 32), "folder photos/") != key
+    key = features.feature_key(weights_key(model), (32, 32), "digits")
+    assert features.feature_key(weights_key(model), (32, 32), "digits") == key
+    assert features.feature_key(weights_key(model), (16, 16), "digits") != key
+    assert features.feature_key(weights_key(model), (32, 32), "folder photos/") != key
     model.layers[1].kernel.assign(model.layers[1].kernel * 2)
-    assert features.feature_key(model, (32, 32), "digits") != key, "other weights: another backbone"
+    assert features.feature_key(weights_key(model), (32, 32), "digits") != key, "other weights: another backbone"
     cache = RunContext().cache  # one owner for both runs: what it holds must not be reused
     for seed in (1, 2):  # weights=null: another random backbone
         run_dir = tmp_path / f"seed{seed}"

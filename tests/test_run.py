@@ -1,11 +1,13 @@
 """One run end to end: artifacts, TensorBoard records read back, and a model that takes raw images."""
 
+import io
 import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 from tensorboard.plugins.hparams import api_pb2
 
 from conftest import TINY, run_cli
@@ -108,6 +110,9 @@ def test_tensorboard_images(digits_run):
         (event,) = acc.Tensors(tag)
         width, height = (int(v) for v in event.tensor_proto.string_val[:2])
         assert width > 16 and height > 16  # a grid / a plot, not a single tiny image
+        assert acc.SummaryMetadata(tag).plugin_data.plugin_name == "images"  # what TensorBoard's image tab shows
+        png = Image.open(io.BytesIO(event.tensor_proto.string_val[2]))
+        assert png.size == (width, height) and png.mode == "RGB"
 
 
 def test_finished_run_dir_is_never_overwritten(digits_run):

@@ -57,6 +57,10 @@ class RunCache:
         """How many values of `kind` are kept."""
         return sum(k == kind for k, _ in self._values)
 
+    def values(self, kind: str) -> list:
+        """The values of `kind` kept, oldest first."""
+        return [value for (k, _), (value, _) in self._values.items() if k == kind]
+
     def has(self, kind: str, key: Hashable) -> bool:
         return (kind, key) in self._values
 

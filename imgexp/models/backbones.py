@@ -62,6 +62,12 @@ def preprocess_layer(mode: str) -> keras.layers.Layer:
 def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -> keras.Model:
     """The headless, globally pooled backbone, with errors a user can fix made clear."""
     spec = BACKBONES[name]
+    if min(input_size) < spec.min_size:
+        raise UserError(
+            f"model={name} needs inputs of at least {spec.min_size}x{spec.min_size}, got "
+            f"{input_size[0]}x{input_size[1]}; set model.input_size=[{spec.min_size},{spec.min_size}] "
+            f"or a larger dataset.image_size"
+        )
     try:
         named = {"name": BACKBONE_LAYER} if spec.takes_name else {}
         backbone = spec.constructor(include_top=False, weights=weights, input_shape=(*input_size, 3), pooling="avg",
@@ -114,18 +120,16 @@ def build(
     l2: float = 0.0,
     head: str = "auto",
     input_size: tuple[int, int] | None = None,
+    backbone: keras.Model | None = None,
 ) -> keras.Model:
+    """`name` with a new head; `backbone`: the headless backbone to use, already built with these
+    options (one that several frozen runs share, imgexp.training.shared_backbone), else built here."""
     input_size = tuple(input_size or image_size)
     spec = BACKBONES[name]
-    if min(input_size) < spec.min_size:
-        raise UserError(
-            f"model={name} needs inputs of at least {spec.min_size}x{spec.min_size}, got "
-            f"{input_size[0]}x{input_size[1]}; set model.input_size=[{spec.min_size},{spec.min_size}] "
-            f"or a larger dataset.image_size"
-        )
-    backbone = load_backbone(name, input_size, weights)
-    if weights is None:
-        follow_batches(backbone)
+    if backbone is None:
+        backbone = load_backbone(name, input_size, weights)
+        if weights is None:
+            follow_batches(backbone)
     inputs = keras.Input((*image_size, 3), name="pixels")
     x = inputs
     if input_size != tuple(image_size):

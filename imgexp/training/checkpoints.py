@@ -28,10 +28,13 @@ import re
 import warnings
 from pathlib import Path
 
+import h5py
 import keras
 
 from imgexp import safe_write
+from imgexp.data.run_cache import RunCache
 from imgexp.models.backbones import split_at_backbone
+from imgexp.models.identity import weights_key
 from imgexp.run_folder import (BEST_WEIGHTS, FROZEN_PART_WEIGHTS, HEAD_BEST_WEIGHTS, HISTORY_FILE, MAXIMIZE, best_row,
                                read_history)
 
@@ -126,14 +129,47 @@ def head_of(model: keras.Model, optimizer: bool = False) -> keras.Model:
     return head
 
 
-def save_frozen_part(model: keras.Model, run_dir: Path) -> None:
-    """The weights of everything before the head, which the head-only files go with."""
-    save_weights(split_at_backbone(model)[0], run_dir / FROZEN_PART_WEIGHTS, run_dir)
+FROZEN_FILE = "frozen part file"  # the RunCache kind: FROZEN_PART_WEIGHTS' bytes, by the weights they hold
+DIGEST_ATTRIBUTE = "imgexp_weights_key"  # in FROZEN_PART_WEIGHTS: imgexp.models.identity.weights_key
+
+
+def save_frozen_part(model: keras.Model, run_dir: Path, frozen_weights: str, cache: RunCache | None = None) -> None:
+    """The weights of everything before the head, which the head-only files go with, marked with
+    `frozen_weights` (their weights_key, so that load_head_file can tell a frozen part that holds
+    them already). Keras takes 0.13 s to write a MobileNetV2's, so the file's bytes are kept in
+    `cache` and the runs after the first that freeze the same weights write those (0.01 s)."""
+    path = run_dir / FROZEN_PART_WEIGHTS
+    written = cache.lookup(FROZEN_FILE, frozen_weights) if cache is not None else None
+    if written is not None:
+        safe_write.write_bytes(path, written, run_dir)
+        return
+
+    def write(temp: Path) -> None:
+        split_at_backbone(model)[0].save_weights(temp)
+        with h5py.File(temp, "a") as file:
+            file.attrs[DIGEST_ATTRIBUTE] = frozen_weights
+
+    safe_write.write_with(path, write, run_dir)
+    if cache is not None:
+        cache.put(FROZEN_FILE, frozen_weights, path.read_bytes())
+
+
+def marked_weights(path: Path) -> str | None:
+    """The weights_key a frozen part's file is marked with, or None (unmarked, or not readable)."""
+    try:
+        with h5py.File(path, "r") as file:
+            value = file.attrs.get(DIGEST_ATTRIBUTE)
+    except OSError:
+        return None
+    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
 
 
 def load_head_file(model: keras.Model, path: Path, run_dir: Path, optimizer: bool = False) -> None:
-    """A head-only file into `model`, after the frozen part's weights it was trained with."""
-    split_at_backbone(model)[0].load_weights(run_dir / FROZEN_PART_WEIGHTS)
+    """A head-only file into `model`, after the frozen part's weights it was trained with (unless the
+    model's frozen part holds them already: loading them takes a MobileNetV2 0.19 s, telling 0.04 s)."""
+    frozen = split_at_backbone(model)[0]
+    if marked_weights(run_dir / FROZEN_PART_WEIGHTS) != weights_key(frozen):
+        frozen.load_weights(run_dir / FROZEN_PART_WEIGHTS)
     load_model_weights(head_of(model, optimizer), path)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 
 from imgexp.config import Config
+from imgexp.data.run_cache import RunCache
 from imgexp.models.backbones import set_backbone_trainable
 from imgexp.models.head import Head
 from imgexp.run_folder import (BACKUP_DIR, BEST_WEIGHTS, HEAD_BEST_WEIGHTS, HEAD_PHASE_FILE, HEAD_PHASE_WEIGHTS,
@@ -100,6 +101,7 @@ class TrainingPlan:
     initial_epoch: int = 0
     optimizer_state: list | None = None
     head_on_features: Callable[[], HeadTraining | None] | None = None
+    cache: RunCache | None = None  # the owner's, for what a run writes like the run before it
 
     def features(self) -> HeadTraining | None:
         return self.head_on_features() if self.head_on_features else None
@@ -118,12 +120,12 @@ def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, fir
         return 0.0
     # After the restore: the features are those of the frozen weights the run's files go with.
     on_features = plan.features() if try_features else None
-    fitted, data, whole = model, inputs, None
+    fitted, data, whole, lengths = model, inputs, None, {}
     if on_features is not None:
-        fitted, data, whole = on_features.head, on_features, model
+        fitted, data, whole, lengths = on_features.head, on_features, model, on_features.fit_arguments()
         fitted.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],  # one optimizer for both
                        jit_compile=cfg.trainer.jit_compile)
-        save_frozen_part(model, run_dir)  # once, before the first head-only file (again on a resume: the same)
+        save_frozen_part(model, run_dir, on_features.frozen_weights, plan.cache)  # before the first head-only file
     data.epochs.set(start)
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -135,7 +137,7 @@ def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, fir
             data.train, validation_data=data.validation, initial_epoch=start, epochs=epochs,
             callbacks=[*callbacks(cfg, run_dir, phase, whole), *plan.callbacks], verbose=cfg.trainer.verbose,
             shuffle=False,  # the tf.data pipeline shuffles
-            class_weight=plan.class_weight,
+            class_weight=plan.class_weight, **lengths,
         )
     return time.perf_counter() - started
 

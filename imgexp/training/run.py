@@ -49,6 +49,7 @@ from imgexp.training.features import HeadTraining, head_training
 from imgexp.training.inputs import augmenter_of, dataset_key, listing_request, load_images, make_datasets
 from imgexp.training.pruning import make_pruner
 from imgexp.training.pruning_rules import pruned_decision
+from imgexp.training.shared_backbone import frozen_throughout, shared_backbone
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,12 @@ def deployment_cost(served: keras.Model, image_size: tuple[int, int], run_dir: P
     return {"model_bytes": (run_dir / MODEL_FILE).stat().st_size, "latency_ms": latency}
 
 
+def reused_parts(cfg: Config, context: RunContext, fresh: bool) -> dict:
+    """The builder arguments of what this run takes from the runs before it: the frozen backbone of a
+    run that starts afresh and never trains it (imgexp.training.shared_backbone)."""
+    return {"backbone": shared_backbone(cfg, context.cache)} if fresh and frozen_throughout(cfg) else {}
+
+
 def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:
     """A resumed run whose best checkpoint does not read back (a disk error, a copy cut short) cannot
     pick its best epoch: its training state is dropped, with one log line, and it trains again from
@@ -202,7 +209,8 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -
             strategy = distribution_strategy(cfg.trainer.strategy)
             with strategy.scope():  # the model's variables live on the strategy's devices
                 with phase("model"):
-                    model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg))
+                    model = build_model(cfg.model.name, image_size, source.num_classes, **model_options(cfg),
+                                        **reused_parts(cfg, context, fresh=not resumed and continuation is None))
                     if resumed and drop_unreadable_best(model, run_dir):
                         resumed = False  # trains from its first epoch (a continued trial copies its parent's rows again)
                     elif not resumed:
@@ -219,7 +227,8 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -
                                             initial_epoch=continuation.initial_epoch if continuation else 0,
                                             optimizer_state=parent_optimizer,
                                             head_on_features=features_for(cfg, model, source, run_dir, context,
-                                                                          strategy.num_replicas_in_sync))
+                                                                          strategy.num_replicas_in_sync),
+                                            cache=context.cache)
                         fit_seconds = train(model, cfg, head, inputs, run_dir, plan)
                     if context.keep_last_weights:
                         save_last_state(model, run_dir)
