@@ -112,7 +112,7 @@ def test_tensorboard_images(digits_run):
         assert width > 16 and height > 16  # a grid / a plot, not a single tiny image
         assert acc.SummaryMetadata(tag).plugin_data.plugin_name == "images"  # what TensorBoard's image tab shows
         png = Image.open(io.BytesIO(event.tensor_proto.string_val[2]))
-        assert png.size == (width, height) and png.mode == "RGB"
+        assert png.size == (width, height) and png.mode in ("RGB", "RGBA")  # matplotlib writes RGBA
 
 
 def test_finished_run_dir_is_never_overwritten(digits_run):

@@ -35,3 +35,24 @@ def test_pyproject_bounds_tensorboard_at_the_tested_version():
     pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
     assert f'"tensorboard>=2.16,<={tb_compat.TESTED_VERSION}"' in pyproject
     assert Version(tensorboard.__version__) <= Version(tb_compat.TESTED_VERSION)
+
+
+def test_an_image_written_from_its_png_is_what_the_image_plugin_reads(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from imgexp.tracking.tensorboard import png_bytes
+
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    recorder = TensorBoardRecorder(tmp_path)
+    recorder.image("grid", png_bytes(pixels), "what it shows")
+    recorder.close()
+    acc = accumulator(tmp_path)
+    (event,) = acc.Tensors("grid")
+    assert acc.SummaryMetadata("grid").plugin_data.plugin_name == "images"
+    assert acc.SummaryMetadata("grid").summary_description == "what it shows"
+    width, height, png = event.tensor_proto.string_val
+    assert (int(width), int(height)) == (30, 20)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)

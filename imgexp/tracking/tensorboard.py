@@ -4,15 +4,16 @@ One HParams session per run (start, then end with its status), the run's
 final metrics as scalars in the session's own folder, and images.
 """
 
+import io
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 from tensorboard.plugins.hparams import api as hp
-from tensorboard.summary import v1 as tb_summary
 
 from imgexp.tracking.hparams import HParamValue
-from imgexp.tracking.tb_compat import session_end_bytes
+from imgexp.tracking.tb_compat import image_summary, session_end_bytes
 
 
 class TensorBoardRecorder:
@@ -38,13 +39,12 @@ class TensorBoardRecorder:
                 tf.summary.scalar(name, value, step=step)
         self.writer.flush()
 
-    def image(self, name: str, image: np.ndarray, description: str | None = None) -> None:
-        """One uint8 [H, W, C] image, PNG-encoded by TensorBoard's own summary function: the same record
-        as tf.summary.image's, which took 0.13 s a run here where this takes 0.02 s."""
-        summary = tb_summary.image_pb(name, image[None], max_outputs=1, description=description)
-        summary.value[0].tag = name  # image_pb's tag is "<name>/image_summary", TensorFlow's is the name
+    def image(self, name: str, png: bytes, description: str | None = None) -> None:
+        """One image, as the bytes of a PNG file."""
+        with Image.open(io.BytesIO(png)) as image:  # the header: its size
+            width, height = image.size
         with self.writer.as_default():
-            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
+            tf.summary.experimental.write_raw_pb(image_summary(name, png, width, height, description), step=0)
         self.writer.flush()
 
     def text(self, name: str, markdown: str) -> None:
@@ -53,10 +53,17 @@ class TensorBoardRecorder:
         self.writer.flush()
 
     def png(self, name: str, path: Path) -> None:
-        self.image(name, tf.io.decode_png(tf.io.read_file(str(path)), channels=3).numpy())
+        self.image(name, path.read_bytes())
 
     def close(self) -> None:
         self.writer.close()
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A uint8 [H, W, C] image as a PNG file's bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def image_grid(images: np.ndarray, columns: int = 4) -> np.ndarray:

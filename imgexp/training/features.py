@@ -42,18 +42,24 @@ class HeadTraining:
     train: tf.data.Dataset
     validation: tf.data.Dataset
     epochs: EpochCounter
-    steps: int
-    validation_steps: int
+    steps: int  # batches in an epoch of `train`, which repeats without end
     frozen_weights: str  # imgexp.models.identity.weights_key of the frozen part
 
+    def compile_arguments(self) -> dict:
+        """model.compile's for the head, beside its loss and optimizer: an epoch's steps run as one call
+        of the train step (a head's step takes ~1 ms; Keras' call of it as much again)."""
+        return {"steps_per_execution": self.steps}
+
     def fit_arguments(self) -> dict:
-        """model.fit's, beside the data: the length of an epoch of each repeated dataset. Told it,
-        Keras makes one iterator of each for the whole fit, where a finite dataset gets new ones every
-        epoch (10-15 ms an epoch of 1,000 + 200 features, when the head's step takes ~1 ms); and
-        it counts exactly one optimizer iteration per batch (of a dataset of unknown length, Keras'
-        last step of each epoch meets its end and still counts one, which moves Adam's bias
-        correction and makes every later step differ from the run on images)."""
-        return {"steps_per_epoch": self.steps, "validation_steps": self.validation_steps}
+        """model.fit's, beside the data: the length of an epoch of the repeated training batches. Told
+        it, Keras makes one iterator for the whole fit, where a finite dataset gets a new one every
+        epoch (10-15 ms an epoch of 1,000 features here); and it counts exactly one optimizer
+        iteration per batch (on a dataset of unknown length, Keras' last step of each epoch meets
+        its end and still counts one, which moves Adam's bias correction and makes every later step
+        differ from the run on images). The validation batches stay finite: with several steps to an
+        execution, Keras 3.15 evaluates `steps_per_execution` batches of a repeated dataset, whatever
+        `validation_steps` says."""
+        return {"steps_per_epoch": self.steps}
 
 
 def feature_key(frozen_weights: str, image_size: tuple[int, int], data: str) -> str:
@@ -108,18 +114,16 @@ def stored_features(key: str, frozen: keras.Model, source: ImageSource, image_si
 
 
 def head_datasets(features: tuple[np.ndarray, np.ndarray], source: ImageSource, batch_size: int,
-                  seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset, EpochCounter, int, int]:
-    """Training batches in the order the image pipeline would give them (from seed and epoch), and
-    validation batches in the split's order, each repeated without end, and the batches of an epoch
-    of each (what model.fit is told: HeadTraining.steps)."""
+                  seed: int) -> tuple[tf.data.Dataset, tf.data.Dataset, EpochCounter, int]:
+    """Training batches in the order the image pipeline would give them (from seed and epoch), repeated
+    without end, validation batches in the split's order, and the batches in an epoch of training."""
     train_features, validation_features = features
     counter = EpochCounter()
     train = shuffled_values(train_features, source.train.labels, seed, counter)
     train = train.batch(batch_size).map(lambda x, y, s: (x, y)).repeat().prefetch(PREFETCH_BATCHES)
     validation = tf.data.Dataset.from_tensor_slices((validation_features, source.validation.labels))
-    validation = validation.batch(batch_size).repeat().prefetch(PREFETCH_BATCHES)
-    steps, validation_steps = (-(-len(split) // batch_size) for split in features)
-    return train, validation, counter, steps, validation_steps
+    validation = validation.batch(batch_size).prefetch(PREFETCH_BATCHES)
+    return train, validation, counter, -(-len(train_features) // batch_size)
 
 
 def head_training(model: keras.Model, source: ImageSource, image_size: tuple[int, int], batch_size: int, seed: int,

@@ -124,7 +124,7 @@ def fit_phase(model, cfg: Config, inputs: Inputs, run_dir: Path, phase: str, fir
     if on_features is not None:
         fitted, data, whole, lengths = on_features.head, on_features, model, on_features.fit_arguments()
         fitted.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"],  # one optimizer for both
-                       jit_compile=cfg.trainer.jit_compile)
+                       jit_compile=cfg.trainer.jit_compile, **on_features.compile_arguments())
         save_frozen_part(model, run_dir, on_features.frozen_weights, plan.cache)  # before the first head-only file
     data.epochs.set(start)
     started = time.perf_counter()

@@ -39,7 +39,7 @@ from imgexp.tracking.artifacts import write_classification_report
 from imgexp.tracking.hparams import session_name
 from imgexp.tracking.plots import confusion_counts, draw_run_plots
 from imgexp.tracking.provenance import finish_provenance, record_data
-from imgexp.tracking.tensorboard import TensorBoardRecorder, image_grid
+from imgexp.tracking.tensorboard import TensorBoardRecorder
 from imgexp.training.checkpoints import best_weights_file, load_best
 from imgexp.training.continuation import Continuation, save_last_state, start_from_parent
 from imgexp.training.device import resolve_trainer
@@ -214,7 +214,7 @@ def locked_run(cfg: Config, run_dir: Path, hparams: dict, context: RunContext) -
                     if resumed and drop_unreadable_best(model, run_dir):
                         resumed = False  # trains from its first epoch (a continued trial copies its parent's rows again)
                     elif not resumed:
-                        recorder.image("augmented_training_samples", image_grid(inputs.sample_images()),
+                        recorder.image("augmented_training_samples", inputs.sample_grid(),
                                        "a training batch after augmentation")
                     steps = math.ceil(len(source.train) / cfg.dataset.batch_size)
                     weights = class_weights(source.train.labels, source.num_classes) if cfg.trainer.class_weight else None
