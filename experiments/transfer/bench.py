@@ -1,7 +1,7 @@
 """A frozen-backbone head search with and without stored features, side by side, rounds interleaved.
 
     python experiments/transfer/bench.py [--trials 4] [--epochs 5] [--rounds 2]   # ~10 minutes on 2 cores
-    python experiments/transfer/bench.py --model resnet50 --trials 4 --epochs 3 --rounds 1
+    python experiments/transfer/bench.py --model resnet50 --trials 4 --epochs 3 --rounds 2
     python experiments/transfer/bench.py --fine-tune 2 --epochs 5      # one run: head, then 2 epochs fine-tuning
 
 A random search of the head (`optimizer.lr`, `model.dropout`) on a frozen MobileNetV2 at 128 px

@@ -18,8 +18,9 @@ is used.
 While the head trains on stored features the model before it is frozen, so the
 best and backup files hold the head alone (`.head.` in their names: a few KB
 where the whole model's weights take MB, written 1-2 times an epoch), and the
-frozen part is written once per run beside them (FROZEN_PART_WEIGHTS): a
-resumed run takes its frozen weights from that file, not from rebuilding it.
+frozen part is written once per run beside them (FROZEN_PART_WEIGHTS, marked
+with its weights' key): a resumed run takes its frozen weights from that file,
+not from rebuilding it, unless its frozen part holds them already.
 """
 
 import logging
