@@ -1,5 +1,7 @@
 """Read a run's TensorBoard event files back with TensorBoard's own loader."""
 
+import tempfile
+import warnings
 from pathlib import Path
 
 from tensorboard.backend.event_processing import event_accumulator
@@ -42,9 +44,15 @@ class TensorBoardServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         tensorboard = Path(sys.executable).with_name("tensorboard")
+        self.log = tempfile.TemporaryFile()  # what the server said, for a test that fails (diagnosis())
         self.process = subprocess.Popen([str(tensorboard), "--logdir", str(logdir), "--host", "127.0.0.1",
                                          "--port", str(self.port), "--load_fast", "false"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+
+    def diagnosis(self) -> str:
+        """Whether the server still runs, and the end of what it printed."""
+        self.log.seek(0)
+        return f"tensorboard exit code {self.process.poll()}; its output ends: {self.log.read()[-3000:].decode(errors='replace')}"
 
     def post(self, route: str, payload: dict, ready=lambda answer: True, timeout: float = 90) -> dict:
         """POST `payload` to /data/plugin/hparams/ROUTE until the answer is `ready` (TensorBoard loads
@@ -68,6 +76,8 @@ class TensorBoardServer:
             return [dict(last)] if ready(last) else None
 
         found = wait_for(answer, timeout, every=1)
+        if not found:
+            warnings.warn(f"TensorBoard's answer to {route} was not ready after {timeout} s: {last}; {self.diagnosis()}")
         return found[0] if found else last
 
     def __enter__(self):
@@ -76,6 +86,7 @@ class TensorBoardServer:
     def __exit__(self, *exc):
         self.process.terminate()
         self.process.wait(timeout=30)
+        self.log.close()
 
 
 SESSION_GROUPS = {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": [],

@@ -16,7 +16,7 @@ from imgexp.models.identity import weights_digest, weights_key
 from imgexp.run_context import RunContext
 from imgexp.run_folder import FROZEN_PART_WEIGHTS, write_config
 from imgexp.training import checkpoints
-from imgexp.training.shared_backbone import BACKBONE, frozen_throughout
+from imgexp.training.shared_backbone import BACKBONE, shareable
 
 FROZEN = ["model=mobilenetv2", "model.trainable=false", "augmentation=none", "dataset.image_size=[32,32]",
           "trainer.epochs=2", "trainer.verbose=0", "model.dropout=0.3", "trainer.early_stopping_patience=0"]
@@ -79,10 +79,11 @@ def test_a_rewritten_weights_file_or_another_seed_gets_another_backbone(tmp_path
     ([*FROZEN, "model.trainable=true"], False),  # the backbone trains: its weights are the run's own
     ([*FROZEN, "trainer.fine_tune_epochs=1"], False),  # the head, then the backbone
     (["model=cnn"], False),  # no backbone
-], ids=["frozen", "trained", "fine_tuned", "cnn"])
+    ([*FROZEN, "trainer.strategy=mirrored"], False),  # each run's variables belong to its own strategy
+], ids=["frozen", "trained", "fine_tuned", "cnn", "mirrored"])
 def test_only_a_run_that_never_trains_its_backbone_shares_it(overrides, shared):
     cfg, _ = compose_config(overrides)
-    assert frozen_throughout(cfg) is shared
+    assert shareable(cfg) is shared
 
 
 def test_a_run_resumed_beside_frozen_runs_builds_its_own(tmp_path, monkeypatch, standin_mobilenetv2):

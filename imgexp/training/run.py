@@ -49,7 +49,7 @@ from imgexp.training.features import HeadTraining, head_training
 from imgexp.training.inputs import augmenter_of, dataset_key, listing_request, load_images, make_datasets
 from imgexp.training.pruning import make_pruner
 from imgexp.training.pruning_rules import pruned_decision
-from imgexp.training.shared_backbone import frozen_throughout, shared_backbone
+from imgexp.training.shared_backbone import shareable, shared_backbone
 from imgexp.training.strategy import distribution_strategy
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def deployment_cost(served: keras.Model, image_size: tuple[int, int], run_dir: P
 def reused_parts(cfg: Config, context: RunContext, fresh: bool) -> dict:
     """The builder arguments of what this run takes from the runs before it: the frozen backbone of a
     run that starts afresh and never trains it (imgexp.training.shared_backbone)."""
-    return {"backbone": shared_backbone(cfg, context.cache)} if fresh and frozen_throughout(cfg) else {}
+    return {"backbone": shared_backbone(cfg, context.cache)} if fresh and shareable(cfg) else {}
 
 
 def drop_unreadable_best(model: keras.Model, run_dir: Path) -> bool:

@@ -2,8 +2,8 @@
 
 A head search on a frozen MobileNetV2 builds the same backbone in every trial (0.4-0.7 s each, from the
 same weights file), and nothing a frozen run does changes it. So the runs of one owner (a search, a
-sweep) that start afresh with `model.trainable=false` and no fine-tuning take it from the owner's
-RunCache. Building it draws Python's random numbers (Keras seeds each initializer from them), so
+sweep) that start afresh with `model.trainable=false`, no fine-tuning and one device take it from
+the owner's RunCache. Building it draws Python's random numbers (Keras seeds each initializer from them), so
 the cache keeps where that state stood after the build, keyed by where it stood before: the head is
 then initialised from the same draws as in a run that built its backbone itself, and a trial run
 again alone gives the same result. A resumed or continued run loads files into its model, so it
@@ -17,16 +17,19 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from imgexp.config import Config
+from imgexp.config import Config, Strategy
 from imgexp.data.run_cache import RunCache
 from imgexp.models.backbones import BACKBONES, follow_batches, load_backbone
 
 BACKBONE = "backbone"  # the RunCache kind; cache.passes["backbone"] counts the backbones really built
 
 
-def frozen_throughout(cfg: Config) -> bool:
-    """The run trains a backbone's head and never the backbone itself."""
-    return cfg.model.name in BACKBONES and not cfg.model.trainable and cfg.trainer.fine_tune_epochs == 0
+def shareable(cfg: Config) -> bool:
+    """The run trains a backbone's head and never the backbone itself, on one device (each run under
+    `trainer.strategy=mirrored` makes its own MirroredStrategy, and a variable belongs to the strategy
+    it was made under)."""
+    return (cfg.model.name in BACKBONES and not cfg.model.trainable and cfg.trainer.fine_tune_epochs == 0
+            and cfg.trainer.strategy is Strategy.default)
 
 
 def weights_state(weights: str | None) -> tuple | None:
