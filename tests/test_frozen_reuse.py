@@ -3,6 +3,7 @@ training/checkpoints.py): the backbone itself, and the bytes of its checkpoint f
 
 import json
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -144,3 +145,13 @@ def test_the_frozen_part_file_says_what_it_holds_and_its_bytes_are_written_again
     assert weights_key(split_at_backbone(changed)[0]) == key
     (tmp_path / "a" / FROZEN_PART_WEIGHTS).write_bytes(b"not a file of weights")
     assert checkpoints.marked_weights(tmp_path / "a" / FROZEN_PART_WEIGHTS) is None
+
+
+@pytest.mark.parametrize("mark", ["x" * 10_000, np.bytes_(b"x" * 10_000), np.arange(4), 7],
+                         ids=["text", "long", "array", "number"])
+def test_a_mark_that_is_not_a_weights_key_is_not_read(tmp_path, mark):
+    """A run folder may come from anyone: a mark is read only when it has a key's type and size."""
+    path = tmp_path / "marked.weights.h5"
+    with h5py.File(path, "w") as file:
+        file.attrs[checkpoints.DIGEST_ATTRIBUTE] = mark
+    assert checkpoints.marked_weights(path) is None

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import h5py
 import keras
+import numpy as np
 
 from imgexp import safe_write
 from imgexp.data.run_cache import RunCache
@@ -147,22 +148,31 @@ def save_frozen_part(model: keras.Model, run_dir: Path, frozen_weights: str, cac
 
     def write(temp: Path) -> None:
         split_at_backbone(model)[0].save_weights(temp)
-        with h5py.File(temp, "a") as file:
-            file.attrs[DIGEST_ATTRIBUTE] = frozen_weights
+        with h5py.File(temp, "a") as file:  # fixed-length bytes: marked_weights knows their size before reading
+            file.attrs[DIGEST_ATTRIBUTE] = np.bytes_(frozen_weights)
 
     safe_write.write_with(path, write, run_dir)
     if cache is not None:
         cache.put(FROZEN_FILE, frozen_weights, path.read_bytes())
 
 
+MARK_BYTES = 64  # a weights_key is 32 hex digits; a longer mark is not imgexp's
+
+
 def marked_weights(path: Path) -> str | None:
-    """The weights_key a frozen part's file is marked with, or None (unmarked, or not readable)."""
+    """The weights_key a frozen part's file is marked with, or None: unmarked, not readable, or a
+    mark that is not one (its type and size are checked before it is read: a run folder may come
+    from anyone)."""
     try:
         with h5py.File(path, "r") as file:
-            value = file.attrs.get(DIGEST_ATTRIBUTE)
-    except OSError:
+            if DIGEST_ATTRIBUTE not in file.attrs:
+                return None
+            mark = file.attrs.get_id(DIGEST_ATTRIBUTE)
+            if mark.dtype.kind != "S" or mark.dtype.itemsize > MARK_BYTES or mark.shape not in ((), None):
+                return None
+            return bytes(file.attrs[DIGEST_ATTRIBUTE]).decode("ascii", errors="replace")
+    except (OSError, KeyError, TypeError, ValueError):
         return None
-    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
 
 
 def load_head_file(model: keras.Model, path: Path, run_dir: Path, optimizer: bool = False) -> None:
