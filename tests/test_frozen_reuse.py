@@ -17,7 +17,7 @@ from imgexp.models.identity import weights_digest, weights_key
 from imgexp.run_context import RunContext
 from imgexp.run_folder import FROZEN_PART_WEIGHTS, write_config
 from imgexp.training import checkpoints
-from imgexp.training.shared_backbone import BACKBONE, shareable
+from imgexp.training.shared_backbone import BACKBONE, shareable, shared_backbone
 
 FROZEN = ["model=mobilenetv2", "model.trainable=false", "augmentation=none", "dataset.image_size=[32,32]",
           "trainer.epochs=2", "trainer.verbose=0", "model.dropout=0.3", "trainer.early_stopping_patience=0"]
@@ -65,14 +65,20 @@ def test_frozen_runs_of_one_owner_share_one_backbone_and_end_as_each_would_alone
 def test_a_rewritten_weights_file_or_another_seed_gets_another_backbone(tmp_path, standin_mobilenetv2):
     copy = tmp_path / "copy.weights.h5"
     copy.write_bytes(open(standin_mobilenetv2, "rb").read())
-    context = RunContext()
-    trained(tmp_path, "a", context, f"model.weights={copy}", "trainer.epochs=1")
+    cache = RunCache()
+
+    def backbone(*overrides, seed=0):
+        cfg, _ = compose_config([*FROZEN, *overrides])
+        keras.utils.set_random_seed(seed)  # as each run starts (training/run.py, runtime_settings)
+        return shared_backbone(cfg, cache)
+
+    first = backbone(f"model.weights={copy}")
+    assert backbone(f"model.weights={copy}") is first, "the same file and random state: the same backbone"
     copy.write_bytes(copy.read_bytes())  # the same path, written again: it may hold other weights now
-    trained(tmp_path, "b", context, f"model.weights={copy}", "trainer.epochs=1")
-    assert context.cache.passes[BACKBONE] == 2
-    trained(tmp_path, "c", context, "model.weights=null", "trainer.epochs=1", "trainer.seed=1")
-    trained(tmp_path, "d", context, "model.weights=null", "trainer.epochs=1", "trainer.seed=2")
-    assert context.cache.passes[BACKBONE] == 4, "a random backbone of another seed is another backbone"
+    assert backbone(f"model.weights={copy}") is not first
+    random_one = backbone("model.weights=null", seed=1)
+    assert backbone("model.weights=null", seed=2) is not random_one, "another seed: another random backbone"
+    assert cache.passes[BACKBONE] == 4
 
 
 @pytest.mark.parametrize("overrides, shared", [
