@@ -60,7 +60,8 @@ def preprocess_layer(mode: str) -> keras.layers.Layer:
 
 
 def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -> keras.Model:
-    """The headless, globally pooled backbone, with errors a user can fix made clear."""
+    """The headless, globally pooled backbone, with errors a user can fix made clear; from scratch
+    (`weights=None`), its BatchNorm statistics follow the batches (follow_batches)."""
     spec = BACKBONES[name]
     if min(input_size) < spec.min_size:
         raise UserError(
@@ -74,7 +75,6 @@ def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -
                                     **named)
         if not spec.takes_name:  # the same layers, under the name the rest of imgexp looks for
             backbone = keras.Model(backbone.input, backbone.output, name=BACKBONE_LAYER)
-        return backbone
     except Exception as err:  # keras.utils.get_file raises a bare Exception on a failed download
         if weights == "imagenet" and is_download_failure(err):
             raise UserError(
@@ -84,6 +84,9 @@ def load_backbone(name: str, input_size: tuple[int, int], weights: str | None) -
         if weights not in (None, "imagenet") and isinstance(err, ValueError):
             raise UserError(f"model.weights={weights}: does not fit {name} without its top ({err})") from err
         raise
+    if weights is None:
+        follow_batches(backbone)
+    return backbone
 
 
 SCRATCH_BATCHNORM_MOMENTUM = 0.9
@@ -128,8 +131,6 @@ def build(
     spec = BACKBONES[name]
     if backbone is None:
         backbone = load_backbone(name, input_size, weights)
-        if weights is None:
-            follow_batches(backbone)
     inputs = keras.Input((*image_size, 3), name="pixels")
     x = inputs
     if input_size != tuple(image_size):

@@ -19,7 +19,7 @@ import numpy as np
 
 from imgexp.config import Config, Strategy
 from imgexp.data.run_cache import RunCache
-from imgexp.models.backbones import BACKBONES, follow_batches, load_backbone
+from imgexp.models.backbones import BACKBONES, load_backbone
 
 BACKBONE = "backbone"  # the RunCache kind; cache.passes["backbone"] counts the backbones really built
 
@@ -54,8 +54,6 @@ def shared_backbone(cfg: Config, cache: RunCache) -> keras.Model:
     found = cache.lookup(BACKBONE, key)
     if found is None:
         backbone = load_backbone(model.name, input_size, model.weights)
-        if model.weights is None:
-            follow_batches(backbone)
         cache.passes[BACKBONE] += 1
         size = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in backbone.weights)
         found = cache.put(BACKBONE, key, (backbone, random.getstate()), size=size)
